@@ -1,0 +1,337 @@
+//! The Raft node: one OS thread owns the raft-rs `RawNode` and drives it (etcd's `raftNode`).
+//!
+//! Each loop iteration: take every queued request (proposals, read-index requests, peer
+//! messages), tick on the heartbeat interval, then handle one `Ready`:
+//! 1. send messages the leader may send before persisting;
+//! 2. persist entries and hard state with one fsync (group commit of everything queued);
+//! 3. hand committed entries to the apply loop (another thread) in log order;
+//! 4. answer read-index requests whose `ReadState` arrived.
+//!
+//! Invariants: an entry reaches the apply loop only after raft-rs reports it committed, and
+//! raft-rs learns an entry is persisted only after `RaftLog::persist` returned (fsync done).
+//! The log is compacted only up to what the backend holds durably. A failed log write stops
+//! the process: nothing is acknowledged that was not persisted.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use oxcd_api::EtcdError;
+use oxcd_storage::RaftLog;
+use raft::eraftpb::{Entry, Message};
+use raft::{RawNode, StateRole};
+use tokio::sync::oneshot;
+
+use crate::error::Result;
+
+/// Requests to the Raft thread.
+pub enum RaftMsg {
+    /// Propose `data` (an encoded `InternalRequest`); a refusal is reported through `done`.
+    Propose {
+        data: Vec<u8>,
+        done: oneshot::Sender<Result<(), EtcdError>>,
+    },
+    /// Ask for a read index (linearizable read); answered with the index to wait for.
+    ReadIndex(oneshot::Sender<Result<u64, EtcdError>>),
+    /// A message from a peer.
+    Step(Message),
+    /// The backend holds everything up to this index durably; the log may be compacted.
+    Compact(u64),
+    /// Stop the thread (after handing over what is committed).
+    Shutdown,
+}
+
+/// Raft state published for Status, headers and health (read without locking).
+#[derive(Default)]
+pub struct RaftStatus {
+    pub leader: AtomicU64,
+    pub term: AtomicU64,
+    pub commit: AtomicU64,
+    pub is_leader: AtomicBool,
+}
+
+impl RaftStatus {
+    pub fn leader(&self) -> u64 {
+        self.leader.load(Ordering::Acquire)
+    }
+    pub fn term(&self) -> u64 {
+        self.term.load(Ordering::Acquire)
+    }
+    pub fn commit(&self) -> u64 {
+        self.commit.load(Ordering::Acquire)
+    }
+}
+
+/// A batch of committed entries for the apply loop.
+pub struct ApplyBatch {
+    pub entries: Vec<Entry>,
+}
+
+/// Settings of the Raft thread.
+pub struct RaftNodeConfig {
+    pub id: u64,
+    pub heartbeat: Duration,
+    pub election_ticks: usize,
+    pub applied: u64,
+    /// Entries kept behind a compaction point for slow followers (etcd: 5000).
+    pub catchup_entries: u64,
+    /// Campaign at once: this member is the only voter.
+    pub campaign_now: bool,
+}
+
+/// The Raft thread's state.
+pub struct RaftNode {
+    node: RawNode<RaftLog>,
+    rx: Receiver<RaftMsg>,
+    apply_tx: Sender<ApplyBatch>,
+    status: Arc<RaftStatus>,
+    applied: Arc<AtomicU64>,
+    heartbeat: Duration,
+    catchup_entries: u64,
+    /// Commit index learned from a LightReady, persisted with the next hard state write.
+    unsaved_commit: u64,
+    next_read_ctx: u64,
+    pending_reads: Vec<oneshot::Sender<Result<u64, EtcdError>>>,
+    inflight_reads: HashMap<u64, Vec<oneshot::Sender<Result<u64, EtcdError>>>>,
+}
+
+impl RaftNode {
+    /// Builds the node over `log`. `applied` is the backend's consistent index.
+    pub fn new(
+        cfg: RaftNodeConfig,
+        mut log: RaftLog,
+        rx: Receiver<RaftMsg>,
+        apply_tx: Sender<ApplyBatch>,
+        status: Arc<RaftStatus>,
+        applied: Arc<AtomicU64>,
+    ) -> Result<RaftNode> {
+        // Entries applied to the backend were committed; make the hard state say so, as
+        // raft-rs requires applied <= commit.
+        let last = raft::Storage::last_index(&log)?;
+        let applied_idx = cfg.applied.max(log.snapshot_index()).min(last);
+        log.set_commit(applied_idx)?;
+        let rcfg = raft::Config {
+            id: cfg.id,
+            election_tick: cfg.election_ticks,
+            heartbeat_tick: 1,
+            applied: applied_idx,
+            max_size_per_msg: 1 << 20,
+            max_inflight_msgs: 512,
+            check_quorum: true,
+            pre_vote: true,
+            max_committed_size_per_ready: 64 << 20,
+            ..Default::default()
+        };
+        rcfg.validate()?;
+        let logger = crate::logging::raft_logger();
+        let mut node = RawNode::new(&rcfg, log, &logger)?;
+        if cfg.campaign_now {
+            node.campaign()?;
+        }
+        applied.store(applied_idx, Ordering::Release);
+        Ok(RaftNode {
+            node,
+            rx,
+            apply_tx,
+            status,
+            applied,
+            heartbeat: cfg.heartbeat,
+            catchup_entries: cfg.catchup_entries,
+            unsaved_commit: 0,
+            next_read_ctx: 1,
+            pending_reads: Vec::new(),
+            inflight_reads: HashMap::new(),
+        })
+    }
+
+    /// Runs until `Shutdown` or until every sender is gone.
+    pub fn run(mut self) {
+        let mut next_tick = Instant::now() + self.heartbeat;
+        loop {
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            let first = match self.rx.recv_timeout(wait) {
+                Ok(m) => Some(m),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut stop = false;
+            if let Some(m) = first {
+                stop |= self.handle(m);
+                while let Ok(m) = self.rx.try_recv() {
+                    stop |= self.handle(m);
+                }
+            }
+            if Instant::now() >= next_tick {
+                self.node.tick();
+                next_tick = Instant::now() + self.heartbeat;
+            }
+            self.issue_reads();
+            self.node
+                .advance_apply_to(self.applied.load(Ordering::Acquire).min(self.node.raft.raft_log.committed));
+            self.on_ready();
+            self.publish_status();
+            if stop {
+                break;
+            }
+        }
+        for tx in self.pending_reads.drain(..) {
+            let _ = tx.send(Err(EtcdError::Stopped));
+        }
+        for (_, txs) in self.inflight_reads.drain() {
+            for tx in txs {
+                let _ = tx.send(Err(EtcdError::Stopped));
+            }
+        }
+        tracing::info!("raft node stopped");
+    }
+
+    /// Handles one request; returns true on shutdown.
+    fn handle(&mut self, m: RaftMsg) -> bool {
+        match m {
+            RaftMsg::Propose { data, done } => {
+                let r = self.node.propose(vec![], data).map_err(|e| match e {
+                    raft::Error::ProposalDropped => {
+                        if self.node.raft.leader_id == raft::INVALID_ID {
+                            EtcdError::NoLeader
+                        } else {
+                            EtcdError::LeaderChanged
+                        }
+                    }
+                    other => EtcdError::Internal(other.to_string()),
+                });
+                let _ = done.send(r);
+            }
+            RaftMsg::ReadIndex(tx) => self.pending_reads.push(tx),
+            RaftMsg::Step(msg) => {
+                if let Err(e) = self.node.step(msg) {
+                    tracing::debug!(error = %e, "dropping raft message");
+                }
+            }
+            RaftMsg::Compact(durable) => {
+                let idx = durable.saturating_sub(self.catchup_entries);
+                if let Err(e) = self.node.mut_store().compact(idx) {
+                    fatal(&format!("compacting raft log to {idx}: {e}"));
+                }
+            }
+            RaftMsg::Shutdown => return true,
+        }
+        false
+    }
+
+    /// Batches every waiting linearizable read into one read-index request.
+    fn issue_reads(&mut self) {
+        if self.pending_reads.is_empty() {
+            return;
+        }
+        if self.node.raft.leader_id == raft::INVALID_ID {
+            // etcd keeps waiting for a leader until the request times out.
+            return;
+        }
+        let ctx = self.next_read_ctx;
+        self.next_read_ctx += 1;
+        let waiters = std::mem::take(&mut self.pending_reads);
+        self.inflight_reads.insert(ctx, waiters);
+        self.node.read_index(ctx.to_be_bytes().to_vec());
+    }
+
+    fn on_ready(&mut self) {
+        if !self.node.has_ready() {
+            return;
+        }
+        let mut ready = self.node.ready();
+        if let Some(ss) = ready.ss() {
+            self.on_soft_state(ss.leader_id, ss.raft_state);
+        }
+        self.send(ready.take_messages());
+        if !ready.snapshot().is_empty() {
+            // Snapshots from a leader arrive with clusters (a later issue).
+            let snap = ready.snapshot().clone();
+            if let Err(e) = self.node.mut_store().apply_snapshot(&snap) {
+                fatal(&format!("applying raft snapshot: {e}"));
+            }
+        }
+        self.forward_committed(ready.take_committed_entries());
+        let mut hs = ready.hs().cloned();
+        if self.unsaved_commit > 0 {
+            let base = hs.get_or_insert_with(|| self.node.store().hard_state().clone());
+            base.commit = base.commit.max(self.unsaved_commit);
+            self.unsaved_commit = 0;
+        }
+        if let Err(e) = self.node.mut_store().persist(ready.entries(), hs.as_ref()) {
+            fatal(&format!("writing raft log: {e}"));
+        }
+        self.answer_reads(ready.take_read_states());
+        self.send(ready.take_persisted_messages());
+        let mut light = self.node.advance_append(ready);
+        if let Some(commit) = light.commit_index() {
+            self.unsaved_commit = commit;
+        }
+        self.send(light.take_messages());
+        self.forward_committed(light.take_committed_entries());
+    }
+
+    fn answer_reads(&mut self, states: Vec<raft::ReadState>) {
+        for rs in states {
+            let mut ctx = [0u8; 8];
+            if rs.request_ctx.len() != 8 {
+                continue;
+            }
+            ctx.copy_from_slice(&rs.request_ctx);
+            if let Some(txs) = self.inflight_reads.remove(&u64::from_be_bytes(ctx)) {
+                for tx in txs {
+                    let _ = tx.send(Ok(rs.index));
+                }
+            }
+        }
+    }
+
+    fn on_soft_state(&mut self, leader: u64, role: StateRole) {
+        let was_leader = self.status.is_leader.load(Ordering::Acquire);
+        let is_leader = role == StateRole::Leader;
+        if leader != self.status.leader() {
+            tracing::info!(leader = format!("{leader:x}"), term = self.node.raft.term, "raft leader changed");
+        }
+        if was_leader && !is_leader {
+            // Reads waiting on the old leadership cannot complete.
+            for (_, txs) in self.inflight_reads.drain() {
+                for tx in txs {
+                    let _ = tx.send(Err(EtcdError::LeaderChanged));
+                }
+            }
+        }
+        self.status.leader.store(leader, Ordering::Release);
+        self.status.is_leader.store(is_leader, Ordering::Release);
+    }
+
+    fn publish_status(&self) {
+        self.status.term.store(self.node.raft.term, Ordering::Release);
+        self.status
+            .commit
+            .store(self.node.raft.raft_log.committed, Ordering::Release);
+    }
+
+    fn forward_committed(&mut self, entries: Vec<Entry>) {
+        if entries.is_empty() {
+            return;
+        }
+        if self.apply_tx.send(ApplyBatch { entries }).is_err() {
+            fatal("apply loop is gone");
+        }
+    }
+
+    fn send(&self, msgs: Vec<Message>) {
+        for m in msgs {
+            // A single-member cluster has no peers; the peer transport comes with clusters.
+            tracing::debug!(to = m.to, msg_type = ?m.get_msg_type(), "no transport for raft message");
+        }
+    }
+}
+
+/// Stops the process after a storage failure: acknowledging anything further could lose it.
+pub fn fatal(msg: &str) -> ! {
+    tracing::error!("fatal: {msg}");
+    eprintln!("oxcd: fatal: {msg}");
+    std::process::exit(1);
+}

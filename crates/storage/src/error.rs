@@ -1,0 +1,35 @@
+//! The storage crate's one error type. Any of these on a write path is fatal to the server:
+//! it stops rather than acknowledge a write it could not persist.
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("backend: {0}")]
+    Backend(#[from] redb::Error),
+    #[error("raft log: {0}")]
+    RaftLog(#[from] raft_engine::Error),
+    #[error("raft log is corrupt: {0}")]
+    Corrupt(String),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Error {
+            fn from(e: $t) -> Self {
+                Error::Backend(e.into())
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::SetDurabilityError
+);
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,20 @@
+//! Durable storage under the MVCC store and the Raft node:
+//! - [`backend`]: the redb database holding keys, leases and cluster metadata. Writes are
+//!   committed in batches; the consistent index (last applied raft index) is written in the
+//!   same transaction as the data it covers, so replay after a crash applies nothing twice.
+//! - [`raft_log`]: the Raft log (WAL), hard state and snapshot metadata, on raft-engine.
+//!   An entry is acknowledged to Raft only after it is fsynced.
+//!
+//! Invariant: the backend's durable consistent index never exceeds the last index the
+//! raft log holds durably, and the raft log is compacted only up to the backend's durable
+//! consistent index.
+
+pub mod backend;
+pub mod error;
+pub mod raft_log;
+
+pub use backend::{Backend, BackendConfig, WriteTx};
+pub use error::{Error, Result};
+
+pub use raft_log::RaftLog;
+pub use redb;
