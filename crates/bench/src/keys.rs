@@ -74,7 +74,11 @@ mod tests {
         assert_eq!(g.key(7), b"00000007");
         assert_eq!(g.key(1007), b"00000007", "modulo the key space");
         let g = KeyGen::new(b"/w/", 4, 100_000, false);
-        assert_eq!(g.key(12345), b"/w/12345", "width grows to fit the key space");
+        assert_eq!(
+            g.key(12345),
+            b"/w/12345",
+            "width grows to fit the key space"
+        );
         assert!(g.key(1) < g.key(2));
     }
 
@@ -84,7 +88,10 @@ mod tests {
         let g = KeyGen::new(b"", 8, 10, false);
         assert!((0..1000).all(|i| g.index(i, &mut rng) < 10));
         let g = KeyGen::new(b"", 8, 10, true);
-        assert_eq!((0..12).map(|i| g.index(i, &mut rng)).collect::<Vec<_>>()[10..], [0, 1]);
+        assert_eq!(
+            (0..12).map(|i| g.index(i, &mut rng)).collect::<Vec<_>>()[10..],
+            [0, 1]
+        );
         assert_eq!(value(3), b"abc");
     }
 }

@@ -32,7 +32,12 @@ use crate::report::Report;
 #[command(name = "oxcd-bench", version, about)]
 pub struct Cli {
     /// Comma-separated client endpoints.
-    #[arg(long, global = true, value_delimiter = ',', default_value = "127.0.0.1:2379")]
+    #[arg(
+        long,
+        global = true,
+        value_delimiter = ',',
+        default_value = "127.0.0.1:2379"
+    )]
     pub endpoints: Vec<String>,
     /// Number of gRPC connections.
     #[arg(long, global = true, default_value_t = 1)]
@@ -74,6 +79,8 @@ pub enum Cmd {
     LeaseKeepalive,
     /// Conflicting read-modify-write txns over a small key set, with retries.
     Stm(StmArgs),
+    /// Exit 0 once every endpoint answers Status and knows a leader (for scripts).
+    Health,
     /// Time write+fdatasync of small blocks in a directory (disk baseline).
     FsyncProbe(fsync::FsyncArgs),
     /// Print a comparison table from JSON lines recorded by bench/compare.sh.
@@ -146,6 +153,9 @@ pub struct TxnMixedArgs {
     /// Linearizable (l) or serializable (s) reads.
     #[arg(long, value_enum, default_value = "l")]
     pub consistency: Consistency,
+    /// Skip preloading the key space.
+    #[arg(long)]
+    pub no_preload: bool,
 }
 
 /// `watch` / `watch-latency` options.
@@ -212,11 +222,30 @@ async fn connect(cli: &Cli, deadline: Instant) -> Result<Vec<Client>, String> {
     Ok(conns)
 }
 
+/// Check that every endpoint serves `Status` and reports a leader, before `deadline`.
+async fn health(endpoints: &[String], deadline: Instant) -> Result<(), String> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    let check = async {
+        for ep in endpoints {
+            let c = Client::connect([ep]).await.map_err(|e| e.to_string())?;
+            let st = c.status().await.map_err(|e| format!("{ep}: {e}"))?;
+            if st.leader == 0 {
+                return Err(format!("{ep}: no leader yet"));
+            }
+        }
+        Ok(())
+    };
+    tokio::time::timeout(left, check)
+        .await
+        .map_err(|_| "health check timed out".to_string())?
+}
+
 async fn run(cli: Cli) -> Result<Option<Report>, String> {
     let deadline = Instant::now() + Duration::from_secs_f64(cli.timeout.max(0.001));
     match &cli.cmd {
         Cmd::FsyncProbe(a) => return fsync::probe(a).map(Some).map_err(|e| e.to_string()),
         Cmd::Table(a) => return table::print(a).map(|()| None),
+        Cmd::Health => return health(&cli.endpoints, deadline).await.map(|()| None),
         _ => {}
     }
     let ctx = Ctx {
@@ -230,13 +259,15 @@ async fn run(cli: Cli) -> Result<Option<Report>, String> {
         Cmd::Put(a) => workloads::kv::put(&ctx, a).await,
         Cmd::Range(a) => workloads::kv::range(&ctx, a).await,
         Cmd::TxnMixed(a) => workloads::kv::txn_mixed(&ctx, a).await,
-        Cmd::Watch(a) => workloads::watch::watch(&ctx, a, "watch", a.put_rate.unwrap_or(cli.rate)).await,
+        Cmd::Watch(a) => {
+            workloads::watch::watch(&ctx, a, "watch", a.put_rate.unwrap_or(cli.rate)).await
+        }
         Cmd::WatchLatency(a) => {
             workloads::watch::watch(&ctx, a, "watch-latency", a.put_rate.unwrap_or(100.0)).await
         }
         Cmd::LeaseKeepalive => workloads::lease::keepalive(&ctx).await,
         Cmd::Stm(a) => workloads::stm::stm(&ctx, a).await,
-        Cmd::FsyncProbe(_) | Cmd::Table(_) => unreachable!("handled above"),
+        Cmd::FsyncProbe(_) | Cmd::Table(_) | Cmd::Health => return Ok(None),
     }?;
     report.timed_out |= Instant::now() >= deadline;
     report.params = serde_json::to_value(&cli).unwrap_or_default();

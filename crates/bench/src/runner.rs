@@ -87,11 +87,6 @@ impl Pace {
         }
     }
 
-    /// The deadline of this phase.
-    pub fn deadline(&self) -> Instant {
-        self.deadline
-    }
-
     /// The next op index, after waiting for its rate slot; `None` once `total` ops were
     /// handed out or the deadline passed.
     pub async fn next(&self) -> Option<u64> {
@@ -231,7 +226,11 @@ mod tests {
 
     #[tokio::test]
     async fn pace_hands_out_each_ticket_once() {
-        let pace = std::sync::Arc::new(Pace::new(100, Instant::now() + Duration::from_secs(10), 0.0));
+        let pace = std::sync::Arc::new(Pace::new(
+            100,
+            Instant::now() + Duration::from_secs(10),
+            0.0,
+        ));
         let got = run_workers(4, |_| {
             let pace = pace.clone();
             async move {
@@ -256,7 +255,9 @@ mod tests {
             n += 1;
         }
         assert!((5..=12).contains(&n), "{n} tickets at 50/s in 0.2 s");
-        let r: Result<(), OpError> = pace.bounded(std::future::pending::<Result<(), OpError>>()).await;
+        let r: Result<(), OpError> = pace
+            .bounded(std::future::pending::<Result<(), OpError>>())
+            .await;
         assert!(matches!(r, Err(OpError::Timeout)));
     }
 

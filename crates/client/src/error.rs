@@ -22,7 +22,7 @@ pub enum Error {
         reason: String,
     },
     /// The transport could not connect to an endpoint.
-    #[error("cannot connect to {endpoint}: {source}")]
+    #[error("cannot connect to {endpoint}: {}", chain(source))]
     Connect {
         /// The endpoint that failed.
         endpoint: String,
@@ -42,6 +42,18 @@ pub enum Error {
     /// The lease named in a keep-alive no longer exists (the server answered TTL <= 0).
     #[error("lease {0:x} expired or not found")]
     LeaseExpired(i64),
+}
+
+/// `e` and its sources, joined by ": " (tonic's transport errors hide the cause in sources).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
 }
 
 impl Error {

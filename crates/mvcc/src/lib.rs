@@ -1,1 +1,32 @@
-//! placeholder
+//! etcd's MVCC key-value store (`server/storage/mvcc`) and its request applier, over the
+//! redb backend of `oxcd-storage`.
+//!
+//! - [`revision`]: revisions and their backend key encoding (etcd's, byte for byte).
+//! - [`key_index`]: one key's generations of revisions; [`index`]: the tree of them.
+//! - [`Store`]: the store, with one writer ([`WriteTxn`], inside the caller's backend
+//!   transaction) and many concurrent readers ([`ReadTxn`]) that see only the published
+//!   revision; compaction.
+//! - [`kv_apply`]: etcd's applier for Range, Put, DeleteRange, Txn and Compaction.
+//! - [`validate`]: etcd's gRPC-level request checks.
+//!
+//! Invariant: nothing here builds a `tonic::Status`; errors are [`Error`], convertible to
+//! `oxcd_api::EtcdError`.
+
+pub mod error;
+pub mod index;
+pub mod key_index;
+pub mod kv_apply;
+pub mod read;
+pub mod revision;
+pub mod store;
+pub mod validate;
+pub mod write;
+
+#[cfg(test)]
+mod test_util;
+
+pub use error::{Error, Result};
+pub use read::{RangeOptions, RangeResult, ReadTxn, ReadView};
+pub use revision::Revision;
+pub use store::Store;
+pub use write::WriteTxn;

@@ -125,7 +125,7 @@ mod tests {
         for w in revs.windows(2) {
             assert!(w[0] < w[1]);
             assert!(w[0].to_bytes() < w[1].to_bytes());
-            assert!(w[0].to_tombstone_bytes() < w[1].to_bytes());
+            assert!(w[0].to_tombstone_bytes().as_slice() < w[1].to_bytes().as_slice());
         }
     }
 }

@@ -1,1 +1,189 @@
-fn main() {}
+//! The `oxcd` binary: parses etcd's flags, starts the member, serves etcd's gRPC API on
+//! every `--listen-client-urls` address, and shuts down gracefully on SIGTERM/SIGINT
+//! (stop accepting, finish in-flight requests, stop Raft, apply what was committed, flush
+//! the backend).
+
+mod apply;
+mod bootstrap;
+mod config;
+mod error;
+mod logging;
+mod membership;
+mod raft_node;
+mod server;
+mod services;
+mod wait;
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::bootstrap::{Node, NodeConfig};
+use crate::error::{Error, Result};
+
+fn main() -> ExitCode {
+    let cfg = match config::Config::parse() {
+        Ok(cfg) => cfg,
+        Err(e) if e.exit_code() == 0 => {
+            println!("{e}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("oxcd: {e}");
+            return ExitCode::from(e.exit_code().clamp(1, 255) as u8);
+        }
+    };
+    logging::init(cfg.log_level.as_str(), true);
+    for w in &cfg.warnings {
+        tracing::warn!("{w}");
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("oxcd-worker")
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("oxcd: starting runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "oxcd stopped with an error");
+            eprintln!("oxcd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cfg: config::Config) -> Result<()> {
+    if is_new_data_dir(&cfg) {
+        // etcd checks the initial-cluster flags only when it bootstraps.
+        cfg.verify_bootstrap()
+            .map_err(|e| Error::Config(e.to_string()))?;
+    }
+    let node_cfg = node_config(&cfg);
+    let mut listeners = Vec::new();
+    for u in &cfg.listen_client_urls {
+        let addr = bind_addr(u)?;
+        let l = TcpListener::bind(addr)
+            .await
+            .map_err(|e| Error::Config(format!("listen on {}: {e}", config::format_url(u))))?;
+        tracing::info!(address = %addr, "serving client traffic");
+        listeners.push(l);
+    }
+    let node = tokio::task::spawn_blocking(move || Node::start(node_cfg))
+        .await
+        .map_err(|e| Error::Config(format!("start-up task failed: {e}")))??;
+    if !node.wait_ready(Duration::from_secs(10)).await {
+        tracing::warn!("no leader yet; serving anyway (requests wait for one)");
+    } else {
+        tracing::info!("ready to serve client requests");
+    }
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let routes = services::routes(node.server.clone());
+    let mut servers = Vec::new();
+    for l in listeners {
+        let mut rx = stop_rx.clone();
+        let srv = tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .max_concurrent_streams(Some(u32::MAX))
+            .http2_keepalive_interval(Some(Duration::from_secs(60)))
+            .add_routes(routes.clone())
+            .serve_with_incoming_shutdown(TcpListenerStream::new(l), async move {
+                let _ = rx.wait_for(|s| *s).await;
+            });
+        servers.push(tokio::spawn(srv));
+    }
+
+    shutdown_signal().await;
+    tracing::info!("received shutdown signal; stopping gracefully");
+    let _ = stop_tx.send(true);
+    for s in servers {
+        match s.await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "client listener ended with an error"),
+            Err(e) => tracing::warn!(error = %e, "client listener task failed"),
+            Ok(Ok(())) => {}
+        }
+    }
+    tokio::task::spawn_blocking(move || node.stop())
+        .await
+        .map_err(|e| Error::Config(format!("shutdown task failed: {e}")))?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn node_config(cfg: &config::Config) -> NodeConfig {
+    NodeConfig {
+        name: cfg.name.clone(),
+        data_dir: cfg.data_dir.clone(),
+        initial_cluster: cfg
+            .initial_cluster_members()
+            .into_iter()
+            .map(|(n, urls)| (n, urls.iter().map(config::format_url).collect()))
+            .collect(),
+        initial_cluster_token: cfg.initial_cluster_token.clone(),
+        initial_cluster_state_new: cfg.initial_cluster_state == config::ClusterState::New,
+        advertise_client_urls: cfg
+            .advertise_client_urls
+            .iter()
+            .map(config::format_url)
+            .collect(),
+        max_request_bytes: cfg.max_request_bytes,
+        max_txn_ops: cfg.max_txn_ops,
+        snapshot_count: cfg.snapshot_count,
+        snapshot_catchup_entries: cfg.snapshot_catchup_entries,
+        heartbeat: cfg.heartbeat_interval,
+        election_timeout: cfg.election_timeout,
+    }
+}
+
+/// Whether the data dir holds no Raft log yet (the member will bootstrap).
+fn is_new_data_dir(cfg: &config::Config) -> bool {
+    std::fs::read_dir(cfg.data_dir.join("member").join("wal"))
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(true)
+}
+
+/// The socket address for a listen URL; `localhost` binds the IPv4 loopback, as etcd does.
+fn bind_addr(u: &url::Url) -> Result<SocketAddr> {
+    let host = u
+        .host_str()
+        .ok_or_else(|| Error::Config(format!("listen URL {u} has no host")))?;
+    let port = u
+        .port_or_known_default()
+        .ok_or_else(|| Error::Config(format!("listen URL {u} has no port")))?;
+    let host = if host == "localhost" {
+        "127.0.0.1"
+    } else {
+        host
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let ip: std::net::IpAddr = host.parse().map_err(|_| {
+        Error::Config(format!(
+            "listen URL {u}: host must be an IP address or localhost"
+        ))
+    })?;
+    Ok(SocketAddr::new(ip, port))
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot install SIGTERM handler");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

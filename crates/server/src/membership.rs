@@ -7,8 +7,7 @@
 //!   started with the same flags as an etcd member gets the same id.
 //! - The cluster id is the first 8 bytes of SHA-1 over the sorted member ids, each as 8 bytes
 //!   big endian (etcd's `RaftCluster.genID`).
-//! - URLs are compared and hashed in Go's `url.URL.String()` form: no trailing `/` for an
-//!   empty path.
+//! - URLs are hashed in Go's `url.URL.String()` form (`config::format_url`).
 
 use std::collections::BTreeMap;
 
@@ -21,16 +20,6 @@ use prost::Message;
 use sha1::{Digest, Sha1};
 
 use crate::error::{Error, Result};
-
-/// A URL in the form etcd prints and hashes it (`http://127.0.0.1:2380`).
-pub fn url_string(u: &url::Url) -> String {
-    let s = u.as_str();
-    if u.path() == "/" && u.query().is_none() && u.fragment().is_none() {
-        s.trim_end_matches('/').to_string()
-    } else {
-        s.to_string()
-    }
-}
 
 /// etcd's member id for a member with `peer_urls` in the cluster named `token`.
 pub fn compute_member_id(peer_urls: &[String], token: &str) -> u64 {
@@ -93,7 +82,9 @@ impl RaftCluster {
     /// Loads the members saved in the backend (empty for a new data dir).
     pub fn load(backend: &Backend) -> Result<RaftCluster> {
         let rtx = backend.read_tx()?;
-        let table = rtx.open_table(MEMBERS_TABLE).map_err(oxcd_storage::Error::from)?;
+        let table = rtx
+            .open_table(MEMBERS_TABLE)
+            .map_err(oxcd_storage::Error::from)?;
         let mut members = BTreeMap::new();
         for row in table.iter().map_err(oxcd_storage::Error::from)? {
             let (_, v) = row.map_err(oxcd_storage::Error::from)?;
@@ -155,12 +146,9 @@ mod tests {
         // `etcd` with no flags reports member 8e9e05c52164694d in cluster cdf818194e3a8c32.
         let id = compute_member_id(&["http://localhost:2380".to_string()], "etcd-cluster");
         assert_eq!(format!("{id:x}"), "8e9e05c52164694d");
-        assert_eq!(format!("{:x}", compute_cluster_id(&[id])), "cdf818194e3a8c32");
-    }
-
-    #[test]
-    fn url_string_drops_empty_path_slash() {
-        let u = url::Url::parse("http://127.0.0.1:2380").unwrap();
-        assert_eq!(url_string(&u), "http://127.0.0.1:2380");
+        assert_eq!(
+            format!("{:x}", compute_cluster_id(&[id])),
+            "cdf818194e3a8c32"
+        );
     }
 }

@@ -149,6 +149,9 @@ impl RaftNode {
     /// Runs until `Shutdown` or until every sender is gone.
     pub fn run(mut self) {
         let mut next_tick = Instant::now() + self.heartbeat;
+        // A single member campaigned in `new`; become leader without waiting for a tick.
+        self.on_ready();
+        self.publish_status();
         loop {
             let wait = next_tick.saturating_duration_since(Instant::now());
             let first = match self.rx.recv_timeout(wait) {
@@ -168,8 +171,11 @@ impl RaftNode {
                 next_tick = Instant::now() + self.heartbeat;
             }
             self.issue_reads();
-            self.node
-                .advance_apply_to(self.applied.load(Ordering::Acquire).min(self.node.raft.raft_log.committed));
+            self.node.advance_apply_to(
+                self.applied
+                    .load(Ordering::Acquire)
+                    .min(self.node.raft.raft_log.committed),
+            );
             self.on_ready();
             self.publish_status();
             if stop {
@@ -291,7 +297,11 @@ impl RaftNode {
         let was_leader = self.status.is_leader.load(Ordering::Acquire);
         let is_leader = role == StateRole::Leader;
         if leader != self.status.leader() {
-            tracing::info!(leader = format!("{leader:x}"), term = self.node.raft.term, "raft leader changed");
+            tracing::info!(
+                leader = format!("{leader:x}"),
+                term = self.node.raft.term,
+                "raft leader changed"
+            );
         }
         if was_leader && !is_leader {
             // Reads waiting on the old leadership cannot complete.
@@ -306,7 +316,9 @@ impl RaftNode {
     }
 
     fn publish_status(&self) {
-        self.status.term.store(self.node.raft.term, Ordering::Release);
+        self.status
+            .term
+            .store(self.node.raft.term, Ordering::Release);
         self.status
             .commit
             .store(self.node.raft.raft_log.committed, Ordering::Release);

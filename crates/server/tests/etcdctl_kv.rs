@@ -110,7 +110,10 @@ fn put_get_and_json_fields() {
 
     assert_eq!(s.etcdctl(&["put", "foo", "baz"]).ok(), "OK\n");
     assert_eq!(s.etcdctl(&["get", "foo"]).ok(), "foo\nbaz\n");
-    assert_eq!(s.etcdctl(&["get", "foo", "--print-value-only"]).ok(), "baz\n");
+    assert_eq!(
+        s.etcdctl(&["get", "foo", "--print-value-only"]).ok(),
+        "baz\n"
+    );
     let v = s.etcdctl(&["get", "foo", "-w", "json"]).json();
     assert_eq!(rev(&v), 3);
     assert_eq!(kvs(&v), vec![kv("foo", "baz", 2, 3, 2)]);
@@ -198,7 +201,13 @@ fn get_range_sort_limit_flags() {
     );
     // Versions: k3=3, k1=2, others 1 (ties: only the distinct head is asserted).
     assert_eq!(
-        keys(&["k", "--prefix", "--sort-by=VERSION", "--order=DESCEND", "--limit=2"]),
+        keys(&[
+            "k",
+            "--prefix",
+            "--sort-by=VERSION",
+            "--order=DESCEND",
+            "--limit=2"
+        ]),
         ["k3", "k1"]
     );
     let asc = keys(&["k", "--prefix", "--sort-by=VERSION", "--order=ASCEND"]);
@@ -206,7 +215,13 @@ fn get_range_sort_limit_flags() {
     assert_eq!(&asc[3..], ["k1", "k3"]);
     // With an explicit order, sorting happens before the limit is applied.
     assert_eq!(
-        keys(&["k", "--prefix", "--sort-by=VALUE", "--order=ASCEND", "--limit=2"]),
+        keys(&[
+            "k",
+            "--prefix",
+            "--sort-by=VALUE",
+            "--order=ASCEND",
+            "--limit=2"
+        ]),
         ["k5", "k4"]
     );
     // etcd quirk: sort_order NONE with a non-KEY target sorts ascending, but the server
@@ -263,10 +278,7 @@ fn get_range_sort_limit_flags() {
         ["e", "d", "c", "b", "a"]
     );
     // Simple output of a range: key and value lines alternate.
-    assert_eq!(
-        s.etcdctl(&["get", "k1", "k3"]).ok(),
-        "k1\ne\nk2\nd\n"
-    );
+    assert_eq!(s.etcdctl(&["get", "k1", "k3"]).ok(), "k1\ne\nk2\nd\n");
 
     // --rev on a range sees the past.
     let v = s
@@ -300,7 +312,10 @@ fn get_range_sort_limit_flags() {
 fn put_prev_kv_ignore_value_and_lease_errors() {
     let s = TestServer::start();
     assert_eq!(s.etcdctl(&["put", "a", "1"]).ok(), "OK\n"); // rev 2
-    assert_eq!(s.etcdctl(&["put", "a", "2", "--prev-kv"]).ok(), "OK\na\n1\n"); // rev 3
+    assert_eq!(
+        s.etcdctl(&["put", "a", "2", "--prev-kv"]).ok(),
+        "OK\na\n1\n"
+    ); // rev 3
     let v = s
         .etcdctl(&["put", "a", "3", "--prev-kv", "-w", "json"])
         .json(); // rev 4
@@ -371,7 +386,10 @@ fn delete_variants() {
     s.etcdctl(&["put", "x1", "1"]).ok(); // 14
     s.etcdctl(&["put", "y", "1"]).ok(); // 15
     assert_eq!(s.etcdctl(&["del", "a", "y"]).ok(), "2\n"); // 16
-    assert_eq!(ok_lines(&s, &["get", "", "--from-key", "--keys-only"]), ["y"]);
+    assert_eq!(
+        ok_lines(&s, &["get", "", "--from-key", "--keys-only"]),
+        ["y"]
+    );
 }
 
 #[test]
@@ -384,10 +402,10 @@ fn txn_from_stdin() {
     // value: success branch.
     let out = txn("value(\"a\") = \"x\"\n\nput t1 ok\n\nput t1 fail\n\n");
     assert_eq!(out.ok(), "SUCCESS\n\nOK\n"); // rev 4
-    // value: failure branch, with a get in the failure ops.
+                                             // value: failure branch, with a get in the failure ops.
     let out = txn("value(\"a\") = \"nope\"\n\nput t2 ok\n\nput t2 fail\nget t2\n\n");
     assert_eq!(out.ok(), "FAILURE\n\nOK\n\nt2\nfail\n"); // rev 5
-    // version / create / mod comparisons, both outcomes.
+                                                         // version / create / mod comparisons, both outcomes.
     for (cmp, want) in [
         ("version(\"a\") = \"2\"", true),
         ("version(\"a\") > \"2\"", false),
@@ -413,7 +431,10 @@ fn txn_from_stdin() {
             Some("version(\"a\") = \"2\"\nmod(\"a\") > \"5\"\n\nput t3 ok\n\n\n"),
         )
         .json();
-    assert!(v.get("succeeded").is_none() || v["succeeded"] == false, "{v}");
+    assert!(
+        v.get("succeeded").is_none() || v["succeeded"] == false,
+        "{v}"
+    );
     assert_eq!(rev(&v), 5);
 
     // JSON: responses carry their own header with the txn's revision.
@@ -460,7 +481,10 @@ fn compaction_and_revision_errors() {
     for i in 1..=4 {
         s.etcdctl(&["put", "x", &format!("v{i}")]).ok(); // revs 2..=5
     }
-    assert_eq!(s.etcdctl(&["compaction", "3"]).ok(), "compacted revision 3\n");
+    assert_eq!(
+        s.etcdctl(&["compaction", "3"]).ok(),
+        "compacted revision 3\n"
+    );
     let compacted = "etcdserver: mvcc: required revision has been compacted";
     let future = "etcdserver: mvcc: required revision is a future revision";
     assert_ctl_error(&s, &["get", "x", "--rev=2"], compacted);
@@ -532,7 +556,10 @@ fn endpoint_status_health_and_member_list() {
     let out = s.etcdctl(&["endpoint", "health"]);
     assert!(out.success(), "{out:#?}");
     let all = format!("{}{}", out.stdout, out.stderr);
-    let want = format!("{} is healthy: successfully committed proposal: took = ", s.endpoint());
+    let want = format!(
+        "{} is healthy: successfully committed proposal: took = ",
+        s.endpoint()
+    );
     assert!(all.lines().any(|l| l.starts_with(&want)), "{out:#?}");
     let v = s.etcdctl(&["endpoint", "health", "-w", "json"]).json();
     assert_eq!(v[0]["endpoint"], s.endpoint().as_str());

@@ -128,9 +128,13 @@ impl CmdOutput {
 
 /// Runs a command with an optional stdin, killing it after `timeout`.
 pub fn run_with_timeout(mut cmd: Command, stdin: Option<&[u8]>, timeout: Duration) -> CmdOutput {
-    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
     if let Some(input) = stdin {
         let mut w = child.stdin.take().expect("stdin");
@@ -263,7 +267,12 @@ impl TestServer {
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(["--listen-client-urls", &c, "--advertise-client-urls", &c])
-            .args(["--listen-peer-urls", &p, "--initial-advertise-peer-urls", &p])
+            .args([
+                "--listen-peer-urls",
+                &p,
+                "--initial-advertise-peer-urls",
+                &p,
+            ])
             .arg("--initial-cluster")
             .arg(format!("n1={p}"))
             .args(&self.extra_args)
@@ -303,7 +312,10 @@ impl TestServer {
         if let Err(e) = self.wait_ready(READY_TIMEOUT) {
             let log = self.log();
             self.kill9();
-            panic!("{:?} server did not become ready: {e}\n--- server log ---\n{log}", self.kind);
+            panic!(
+                "{:?} server did not become ready: {e}\n--- server log ---\n{log}",
+                self.kind
+            );
         }
     }
 
@@ -327,7 +339,9 @@ impl TestServer {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        Err(format!("timed out after {timeout:?}; last error: {last_err}"))
+        Err(format!(
+            "timed out after {timeout:?}; last error: {last_err}"
+        ))
     }
 
     /// Waits (bounded) for the process to exit on its own; returns its status.
@@ -511,7 +525,10 @@ pub async fn channel(server: &TestServer) -> tonic::transport::Channel {
 /// Skips (returns true and prints why) when the test only applies to oxcd.
 pub fn skip_unless_oxcd(test: &str) -> bool {
     if server_kind() != ServerKind::Oxcd {
-        eprintln!("SKIP {test}: oxcd-only test (OXCD_TEST_SERVER={:?})", server_kind());
+        eprintln!(
+            "SKIP {test}: oxcd-only test (OXCD_TEST_SERVER={:?})",
+            server_kind()
+        );
         return true;
     }
     false

@@ -1,0 +1,208 @@
+//! The apply loop (etcd's `applierV3` driven by `applyAll`): a thread that applies committed
+//! entries, in log order, to the MVCC store and answers the waiting requests.
+//!
+//! Invariants:
+//! - All entries of a batch are applied in one backend transaction, which also records the
+//!   consistent index (last applied raft index); entries at or below the stored consistent
+//!   index are skipped, so replay after a restart applies nothing twice.
+//! - Readers see a batch only after its transaction committed (`Store::publish`), and
+//!   waiters are answered only after that, so a client reads its own write.
+//! - A backend failure stops the process (see `raft_node::fatal`).
+//! - Every `--snapshot-count` applied entries the backend is committed durably and the Raft
+//!   thread is told it may compact the log up to there.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::Duration;
+
+use oxcd_api::etcdserverpb::{
+    request_op, CompactionResponse, DeleteRangeResponse, PutResponse, ResponseHeader, TxnRequest,
+    TxnResponse,
+};
+use oxcd_api::oxcdpb::internal_request::Request;
+use oxcd_api::oxcdpb::InternalRequest;
+use oxcd_api::EtcdError;
+use oxcd_mvcc::Store;
+use oxcd_storage::{Backend, WriteTx};
+use prost::Message;
+use raft::eraftpb::{Entry, EntryType};
+use tokio::sync::watch;
+
+use crate::raft_node::{fatal, ApplyBatch, RaftMsg};
+use crate::wait::Wait;
+
+/// What applying one request produced.
+#[derive(Debug)]
+pub enum Applied {
+    Put(PutResponse),
+    DeleteRange(DeleteRangeResponse),
+    Txn(TxnResponse),
+    Compaction(CompactionResponse),
+}
+
+/// The result a waiting request receives.
+pub type ApplyResult = Result<Applied, EtcdError>;
+
+/// The apply thread's state.
+pub struct Applier {
+    pub backend: Arc<Backend>,
+    pub store: Arc<Store>,
+    pub wait: Arc<Wait<ApplyResult>>,
+    pub applied: Arc<AtomicU64>,
+    pub applied_tx: watch::Sender<u64>,
+    pub raft_tx: Sender<RaftMsg>,
+    pub snapshot_count: u64,
+    /// Applied index at the last log compaction request.
+    pub snapshot_index: u64,
+}
+
+impl Applier {
+    /// Runs until the Raft thread drops its sender; commits the backend durably on exit.
+    pub fn run(mut self, rx: Receiver<ApplyBatch>) {
+        loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(batch) => {
+                    let mut entries = batch.entries;
+                    // Merge whatever else is queued into the same backend transaction.
+                    while let Ok(more) = rx.try_recv() {
+                        entries.extend(more.entries);
+                    }
+                    self.apply_entries(entries);
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    if self.backend.commit_due() {
+                        if let Err(e) = self.backend.force_commit() {
+                            fatal(&format!("committing backend: {e}"));
+                        }
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        if let Err(e) = self.backend.force_commit() {
+            fatal(&format!("committing backend at shutdown: {e}"));
+        }
+        tracing::info!(
+            applied = self.applied.load(Ordering::Acquire),
+            "apply loop stopped"
+        );
+    }
+
+    fn apply_entries(&mut self, entries: Vec<Entry>) {
+        let applied = self.applied.load(Ordering::Acquire);
+        let Some(last) = entries.last() else { return };
+        if last.index <= applied {
+            return;
+        }
+        let (last_index, last_term) = (last.index, last.term);
+        let mut wtx = match self.backend.write_tx() {
+            Ok(t) => t,
+            Err(e) => fatal(&format!("opening backend transaction: {e}")),
+        };
+        let mut results = Vec::new();
+        for e in entries.iter().filter(|e| e.index > applied) {
+            match e.get_entry_type() {
+                EntryType::EntryNormal => {
+                    if e.data.is_empty() {
+                        continue; // a new leader's empty entry
+                    }
+                    match InternalRequest::decode(&e.data[..]) {
+                        Ok(req) => {
+                            let r = self.apply_request(&mut wtx, req.request);
+                            results.push((req.id, r));
+                        }
+                        Err(err) => fatal(&format!("undecodable raft entry {}: {err}", e.index)),
+                    }
+                }
+                EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
+                    // Membership changes arrive with clusters (a later issue); a
+                    // single-member log never contains one.
+                    tracing::warn!(index = e.index, "ignoring conf change entry");
+                }
+            }
+        }
+        if let Err(e) = wtx.set_consistent_index(last_index, last_term) {
+            fatal(&format!("writing consistent index: {e}"));
+        }
+        if let Err(e) = self.backend.commit(wtx) {
+            fatal(&format!("committing backend: {e}"));
+        }
+        self.store.publish();
+        self.applied.store(last_index, Ordering::Release);
+        let _ = self.applied_tx.send(last_index);
+        for (id, r) in results {
+            self.wait.trigger(id, r);
+        }
+        if last_index - self.snapshot_index >= self.snapshot_count {
+            self.trigger_snapshot(last_index);
+        }
+    }
+
+    fn apply_request(&self, wtx: &mut WriteTx, request: Option<Request>) -> ApplyResult {
+        let Some(request) = request else {
+            return Err(EtcdError::Internal("empty request".into()));
+        };
+        let result = match request {
+            Request::Put(r) => {
+                if r.lease != 0 {
+                    // No lease can exist until the Lease service is built.
+                    return Err(EtcdError::LeaseNotFound);
+                }
+                self.store.write(wtx).and_then(|mut txn| {
+                    let resp = oxcd_mvcc::kv_apply::put(&mut txn, &r);
+                    txn.end();
+                    resp.map(Applied::Put)
+                })
+            }
+            Request::DeleteRange(r) => self.store.write(wtx).and_then(|mut txn| {
+                let resp = oxcd_mvcc::kv_apply::delete_range(&mut txn, &r);
+                txn.end();
+                resp.map(Applied::DeleteRange)
+            }),
+            Request::Txn(r) => {
+                if txn_has_lease(&r) {
+                    return Err(EtcdError::LeaseNotFound);
+                }
+                self.store.write(wtx).and_then(|mut txn| {
+                    let resp = oxcd_mvcc::kv_apply::txn(&mut txn, &r);
+                    txn.end();
+                    resp.map(Applied::Txn)
+                })
+            }
+            Request::Compaction(r) => self.store.compact(wtx, r.revision).map(|_| {
+                Applied::Compaction(CompactionResponse {
+                    header: Some(ResponseHeader::default()),
+                })
+            }),
+            _ => return Err(EtcdError::Unimplemented("this request")),
+        };
+        result.map_err(|e| match e {
+            oxcd_mvcc::Error::Storage(s) => fatal(&format!("applying to backend: {s}")),
+            other => other.into(),
+        })
+    }
+
+    fn trigger_snapshot(&mut self, index: u64) {
+        if let Err(e) = self.backend.force_commit() {
+            fatal(&format!("committing backend for snapshot: {e}"));
+        }
+        self.snapshot_index = index;
+        let durable = self.backend.durable_index();
+        tracing::info!(index, durable, "triggering snapshot");
+        let _ = self.raft_tx.send(RaftMsg::Compact(durable));
+    }
+}
+
+/// Whether any put in `txn` (either branch, nested txns included) names a lease. Until the
+/// Lease service exists no lease can, so such a txn fails with "requested lease not found".
+fn txn_has_lease(txn: &TxnRequest) -> bool {
+    txn.success
+        .iter()
+        .chain(&txn.failure)
+        .any(|op| match &op.request {
+            Some(request_op::Request::RequestPut(p)) => p.lease != 0,
+            Some(request_op::Request::RequestTxn(t)) => txn_has_lease(t),
+            _ => false,
+        })
+}

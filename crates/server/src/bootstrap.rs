@@ -1,0 +1,239 @@
+//! Starting a member from its data dir (etcd's `bootstrap.go`): a new data dir bootstraps
+//! the cluster named by `--initial-cluster`; an existing one resumes from its data, ignoring
+//! the initial-cluster flags, as etcd does.
+//!
+//! Layout (as etcd's): `<data-dir>/member/wal` holds the Raft log, `<data-dir>/member/snap/db`
+//! the backend.
+//!
+//! Invariants: the local member id is stored in the backend with the member list at
+//! bootstrap and read back on restart; the Raft thread starts from the backend's consistent
+//! index, so committed entries after it are re-applied exactly once.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use oxcd_mvcc::Store;
+use oxcd_storage::backend::META_TABLE;
+use oxcd_storage::{Backend, BackendConfig, RaftLog};
+use raft::eraftpb::ConfState;
+use tokio::sync::watch;
+
+use crate::apply::Applier;
+use crate::error::{Error, Result};
+use crate::membership::RaftCluster;
+use crate::raft_node::{RaftMsg, RaftNode, RaftNodeConfig, RaftStatus};
+use crate::server::{EtcdServer, ServerSettings};
+use crate::wait::Wait;
+
+const META_LOCAL_MEMBER_ID: &str = "local_member_id";
+
+/// What a member needs to start.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub name: String,
+    pub data_dir: PathBuf,
+    /// `--initial-cluster`: member name -> peer URLs (Go URL string form).
+    pub initial_cluster: Vec<(String, Vec<String>)>,
+    pub initial_cluster_token: String,
+    pub initial_cluster_state_new: bool,
+    pub advertise_client_urls: Vec<String>,
+    pub max_request_bytes: usize,
+    pub max_txn_ops: usize,
+    pub snapshot_count: u64,
+    pub snapshot_catchup_entries: u64,
+    pub heartbeat: Duration,
+    pub election_timeout: Duration,
+}
+
+/// A running member: its server state and the Raft and apply threads.
+pub struct Node {
+    pub server: Arc<EtcdServer>,
+    raft_thread: Option<JoinHandle<()>>,
+    apply_thread: Option<JoinHandle<()>>,
+}
+
+impl Node {
+    /// Opens the data dir, bootstraps or resumes, and starts the Raft and apply threads.
+    pub fn start(cfg: NodeConfig) -> Result<Node> {
+        let member_dir = cfg.data_dir.join("member");
+        let backend = Arc::new(Backend::open(
+            &member_dir.join("snap").join("db"),
+            BackendConfig::default(),
+        )?);
+        let mut log = RaftLog::open(&member_dir.join("wal"))?;
+        let (member_id, cluster) = if log.is_new() {
+            bootstrap_new(&cfg, &backend, &mut log)?
+        } else {
+            let cluster = RaftCluster::load(&backend)?;
+            let id = load_local_id(&backend)?;
+            if cluster.members.is_empty() || !cluster.members.contains_key(&id) {
+                return Err(Error::Corrupt(format!(
+                    "{}: raft log exists but the member list is missing",
+                    cfg.data_dir.display()
+                )));
+            }
+            tracing::info!(
+                data_dir = %cfg.data_dir.display(),
+                "resuming from existing data dir; --initial-cluster flags are ignored"
+            );
+            (id, cluster)
+        };
+        let store = Arc::new(Store::open(backend.clone())?);
+        let (consistent_index, _) = backend.consistent_index()?;
+        let campaign_now = cluster.members.len() == 1;
+        tracing::info!(
+            member_id = format!("{member_id:x}"),
+            cluster_id = format!("{:x}", cluster.cluster_id),
+            consistent_index,
+            revision = store.current_revision(),
+            "starting member"
+        );
+
+        let (raft_tx, raft_rx) = mpsc::channel::<RaftMsg>();
+        let (apply_tx, apply_rx) = mpsc::channel();
+        let status = Arc::new(RaftStatus::default());
+        let applied = Arc::new(AtomicU64::new(0));
+        let heartbeat_ms = cfg.heartbeat.as_millis().max(1);
+        let raft = RaftNode::new(
+            RaftNodeConfig {
+                id: member_id,
+                heartbeat: cfg.heartbeat,
+                election_ticks: (cfg.election_timeout.as_millis() / heartbeat_ms).max(2) as usize,
+                applied: consistent_index,
+                catchup_entries: cfg.snapshot_catchup_entries,
+                campaign_now,
+            },
+            log,
+            raft_rx,
+            apply_tx,
+            status.clone(),
+            applied.clone(),
+        )?;
+        let start_applied = applied.load(Ordering::Acquire);
+        let (applied_tx, applied_rx) = watch::channel(start_applied);
+        let wait = Arc::new(Wait::default());
+        let applier = Applier {
+            backend: backend.clone(),
+            store: store.clone(),
+            wait: wait.clone(),
+            applied: applied.clone(),
+            applied_tx,
+            raft_tx: raft_tx.clone(),
+            snapshot_count: cfg.snapshot_count.max(1),
+            snapshot_index: start_applied,
+        };
+        let apply_thread = std::thread::Builder::new()
+            .name("apply".into())
+            .spawn(move || applier.run(apply_rx))?;
+        let raft_thread = std::thread::Builder::new()
+            .name("raft".into())
+            .spawn(move || raft.run())?;
+        let settings = ServerSettings {
+            name: cfg.name.clone(),
+            client_urls: cfg.advertise_client_urls.clone(),
+            max_request_bytes: cfg.max_request_bytes,
+            max_txn_ops: cfg.max_txn_ops,
+            request_timeout: Duration::from_secs(5) + 2 * cfg.election_timeout,
+        };
+        let server = Arc::new(EtcdServer::new(
+            settings, member_id, cluster, backend, store, status, applied, applied_rx, wait,
+            raft_tx,
+        ));
+        Ok(Node {
+            server,
+            raft_thread: Some(raft_thread),
+            apply_thread: Some(apply_thread),
+        })
+    }
+
+    /// Waits (bounded) until a leader is known and what was committed at start is applied.
+    pub async fn wait_ready(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            let s = &self.server;
+            if s.status.leader() != 0 && s.applied.load(Ordering::Acquire) >= s.status.commit() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        false
+    }
+
+    /// Stops the Raft thread, lets the apply loop finish what was committed, and flushes
+    /// the backend.
+    pub fn stop(mut self) {
+        self.server.stop_raft();
+        if let Some(t) = self.raft_thread.take() {
+            let _ = t.join();
+        }
+        // The Raft thread dropped the apply channel's sender; the apply loop drains and exits.
+        if let Some(t) = self.apply_thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn bootstrap_new(
+    cfg: &NodeConfig,
+    backend: &Backend,
+    log: &mut RaftLog,
+) -> Result<(u64, RaftCluster)> {
+    if !cfg.initial_cluster_state_new {
+        return Err(Error::Config(
+            "--initial-cluster-state=existing: joining an existing cluster is not supported yet"
+                .into(),
+        ));
+    }
+    if cfg.initial_cluster.len() > 1 {
+        return Err(Error::Config(format!(
+            "--initial-cluster lists {} members; clusters of more than one member are not supported yet",
+            cfg.initial_cluster.len()
+        )));
+    }
+    let cluster = RaftCluster::from_initial(&cfg.initial_cluster, &cfg.initial_cluster_token);
+    let Some(me) = cluster.members.values().find(|m| m.name == cfg.name) else {
+        return Err(Error::Config(format!(
+            "couldn't find local name {:?} in the initial cluster configuration",
+            cfg.name
+        )));
+    };
+    let member_id = me.id;
+    let mut tx = backend.write_tx()?;
+    cluster.save(&mut tx)?;
+    tx.tx
+        .open_table(META_TABLE)
+        .map_err(oxcd_storage::Error::from)?
+        .insert(META_LOCAL_MEMBER_ID, member_id.to_be_bytes().as_slice())
+        .map_err(oxcd_storage::Error::from)?;
+    backend.commit_durable(tx)?;
+    log.bootstrap(ConfState {
+        voters: cluster.members.keys().copied().collect(),
+        ..Default::default()
+    })?;
+    tracing::info!(
+        member_id = format!("{member_id:x}"),
+        cluster_id = format!("{:x}", cluster.cluster_id),
+        "bootstrapped new cluster"
+    );
+    Ok((member_id, cluster))
+}
+
+fn load_local_id(backend: &Backend) -> Result<u64> {
+    let rtx = backend.read_tx()?;
+    let t = rtx
+        .open_table(META_TABLE)
+        .map_err(oxcd_storage::Error::from)?;
+    let v = t
+        .get(META_LOCAL_MEMBER_ID)
+        .map_err(oxcd_storage::Error::from)?
+        .ok_or_else(|| Error::Corrupt("local member id missing from the backend".into()))?;
+    let bytes: [u8; 8] = v
+        .value()
+        .try_into()
+        .map_err(|_| Error::Corrupt("malformed local member id".into()))?;
+    Ok(u64::from_be_bytes(bytes))
+}

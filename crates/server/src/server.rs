@@ -1,0 +1,262 @@
+//! `EtcdServer`: what the gRPC services call (etcd's `v3_server.go`). Writes are proposed
+//! to Raft and answered once applied; linearizable reads wait for a read index and for the
+//! apply loop to reach it; serializable reads are answered from local state at once.
+//!
+//! Invariants:
+//! - A write's response is sent only after its entry was fsynced, committed and applied.
+//! - A proposal that cannot be answered within the request timeout gets etcd's
+//!   "request timed out"; its waiter is removed so a late apply is a no-op.
+//! - Requests whose encoding exceeds `--max-request-bytes` are refused before Raft sees them.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::time::Duration;
+
+use oxcd_api::etcdserverpb::{
+    request_op, CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse,
+    PutRequest, PutResponse, RangeRequest, RangeResponse, ResponseHeader, TxnRequest, TxnResponse,
+};
+use oxcd_api::oxcdpb::internal_request::Request;
+use oxcd_api::oxcdpb::InternalRequest;
+use oxcd_api::EtcdError;
+use oxcd_mvcc::Store;
+use oxcd_storage::Backend;
+use parking_lot::RwLock;
+use prost::Message;
+use tokio::sync::{oneshot, watch};
+
+use crate::apply::{Applied, ApplyResult};
+use crate::membership::RaftCluster;
+use crate::raft_node::{RaftMsg, RaftStatus};
+use crate::wait::Wait;
+
+/// etcd refuses new proposals when the apply loop lags this far behind the commit index.
+const MAX_GAP_BETWEEN_APPLY_AND_COMMIT: u64 = 5000;
+
+/// Limits and identity the request path needs.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub name: String,
+    pub client_urls: Vec<String>,
+    pub max_request_bytes: usize,
+    pub max_txn_ops: usize,
+    pub request_timeout: Duration,
+}
+
+/// The server state shared by every gRPC service.
+pub struct EtcdServer {
+    pub settings: ServerSettings,
+    pub member_id: u64,
+    pub cluster: RwLock<RaftCluster>,
+    pub backend: Arc<Backend>,
+    pub store: Arc<Store>,
+    pub status: Arc<RaftStatus>,
+    pub applied: Arc<AtomicU64>,
+    pub applied_rx: watch::Receiver<u64>,
+    pub wait: Arc<Wait<ApplyResult>>,
+    raft_tx: Sender<RaftMsg>,
+    next_id: AtomicU64,
+}
+
+impl EtcdServer {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        settings: ServerSettings,
+        member_id: u64,
+        cluster: RaftCluster,
+        backend: Arc<Backend>,
+        store: Arc<Store>,
+        status: Arc<RaftStatus>,
+        applied: Arc<AtomicU64>,
+        applied_rx: watch::Receiver<u64>,
+        wait: Arc<Wait<ApplyResult>>,
+        raft_tx: Sender<RaftMsg>,
+    ) -> EtcdServer {
+        // etcd's idutil: 2 bytes of member id, then milliseconds since the epoch, then a
+        // counter, so ids stay unique across restarts and members.
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let prefix = (member_id & 0xffff) << 48;
+        let next_id = AtomicU64::new(prefix | ((ms << 8) & ((1 << 48) - 1)));
+        EtcdServer {
+            settings,
+            member_id,
+            cluster: RwLock::new(cluster),
+            backend,
+            store,
+            status,
+            applied,
+            applied_rx,
+            wait,
+            raft_tx,
+            next_id,
+        }
+    }
+
+    /// A response header at `revision` (etcd fills cluster, member and term on every reply).
+    pub fn header(&self, revision: i64) -> ResponseHeader {
+        ResponseHeader {
+            cluster_id: self.cluster.read().cluster_id,
+            member_id: self.member_id,
+            revision,
+            raft_term: self.status.term(),
+        }
+    }
+
+    fn fill(&self, h: &mut Option<ResponseHeader>) {
+        let rev = h.as_ref().map(|h| h.revision).unwrap_or(0);
+        *h = Some(self.header(rev));
+    }
+
+    pub async fn range(&self, req: RangeRequest) -> Result<RangeResponse, EtcdError> {
+        oxcd_mvcc::validate::check_range_request(&req)?;
+        if !req.serializable {
+            self.linearizable_read_notify().await?;
+        }
+        let view = self.store.read().map_err(EtcdError::from)?;
+        let mut resp = oxcd_mvcc::kv_apply::range(&view, &req)?;
+        self.fill(&mut resp.header);
+        Ok(resp)
+    }
+
+    pub async fn put(&self, req: PutRequest) -> Result<PutResponse, EtcdError> {
+        oxcd_mvcc::validate::check_put_request(&req)?;
+        match self.propose(Request::Put(req)).await? {
+            Applied::Put(mut r) => {
+                self.fill(&mut r.header);
+                Ok(r)
+            }
+            _ => Err(unexpected()),
+        }
+    }
+
+    pub async fn delete_range(
+        &self,
+        req: DeleteRangeRequest,
+    ) -> Result<DeleteRangeResponse, EtcdError> {
+        oxcd_mvcc::validate::check_delete_request(&req)?;
+        match self.propose(Request::DeleteRange(req)).await? {
+            Applied::DeleteRange(mut r) => {
+                self.fill(&mut r.header);
+                Ok(r)
+            }
+            _ => Err(unexpected()),
+        }
+    }
+
+    pub async fn txn(&self, req: TxnRequest) -> Result<TxnResponse, EtcdError> {
+        oxcd_mvcc::validate::check_txn_request(&req, self.settings.max_txn_ops)?;
+        if oxcd_mvcc::kv_apply::is_txn_readonly(&req) {
+            // etcd answers read-only txns without Raft (linearizable unless all serializable).
+            if !is_txn_serializable(&req) {
+                self.linearizable_read_notify().await?;
+            }
+            let mut r = oxcd_mvcc::kv_apply::txn_read(&self.store, &req)?;
+            self.fill(&mut r.header);
+            return Ok(r);
+        }
+        match self.propose(Request::Txn(req)).await? {
+            Applied::Txn(mut r) => {
+                self.fill(&mut r.header);
+                Ok(r)
+            }
+            _ => Err(unexpected()),
+        }
+    }
+
+    pub async fn compact(&self, req: CompactionRequest) -> Result<CompactionResponse, EtcdError> {
+        // Compaction runs inside the apply of its entry, so once applied it is physical too.
+        match self.propose(Request::Compaction(req)).await? {
+            Applied::Compaction(_) => Ok(CompactionResponse {
+                header: Some(self.header(self.store.current_revision())),
+            }),
+            _ => Err(unexpected()),
+        }
+    }
+
+    /// Proposes `request` and waits for its apply result.
+    async fn propose(&self, request: Request) -> Result<Applied, EtcdError> {
+        let applied = self.applied.load(Ordering::Acquire);
+        if self.status.commit().saturating_sub(applied) > MAX_GAP_BETWEEN_APPLY_AND_COMMIT {
+            return Err(EtcdError::TooManyRequests);
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let data = InternalRequest {
+            id,
+            request: Some(request),
+        }
+        .encode_to_vec();
+        if data.len() > self.settings.max_request_bytes {
+            return Err(EtcdError::RequestTooLarge);
+        }
+        let rx = self.wait.register(id);
+        let (done_tx, done_rx) = oneshot::channel();
+        if self
+            .raft_tx
+            .send(RaftMsg::Propose {
+                data,
+                done: done_tx,
+            })
+            .is_err()
+        {
+            self.wait.cancel(id);
+            return Err(EtcdError::Stopped);
+        }
+        let outcome = tokio::time::timeout(self.settings.request_timeout, async {
+            done_rx.await.map_err(|_| EtcdError::Stopped)??;
+            rx.await.map_err(|_| EtcdError::Stopped)?
+        })
+        .await;
+        match outcome {
+            Ok(r) => {
+                if r.is_err() {
+                    self.wait.cancel(id);
+                }
+                r
+            }
+            Err(_) => {
+                self.wait.cancel(id);
+                Err(EtcdError::Timeout)
+            }
+        }
+    }
+
+    /// Waits until this member has applied everything committed when the read began
+    /// (etcd's ReadIndex-based `linearizableReadNotify`).
+    pub async fn linearizable_read_notify(&self) -> Result<(), EtcdError> {
+        let (tx, rx) = oneshot::channel();
+        self.raft_tx
+            .send(RaftMsg::ReadIndex(tx))
+            .map_err(|_| EtcdError::Stopped)?;
+        let mut applied_rx = self.applied_rx.clone();
+        tokio::time::timeout(self.settings.request_timeout, async move {
+            let index = rx.await.map_err(|_| EtcdError::Stopped)??;
+            applied_rx
+                .wait_for(|a| *a >= index)
+                .await
+                .map_err(|_| EtcdError::Stopped)?;
+            Ok(())
+        })
+        .await
+        .map_err(|_| EtcdError::Timeout)?
+    }
+
+    /// Asks the Raft thread to stop.
+    pub fn stop_raft(&self) {
+        let _ = self.raft_tx.send(RaftMsg::Shutdown);
+    }
+}
+
+fn unexpected() -> EtcdError {
+    EtcdError::Internal("apply returned a response of another kind".into())
+}
+
+/// etcd's `isTxnSerializable`: every op of both branches is a serializable range.
+fn is_txn_serializable(r: &TxnRequest) -> bool {
+    r.success.iter().chain(&r.failure).all(
+        |op| matches!(&op.request, Some(request_op::Request::RequestRange(rr)) if rr.serializable),
+    )
+}

@@ -1,0 +1,60 @@
+//! gRPC services: thin adapters from etcd's service traits to [`EtcdServer`]. Every error
+//! leaves through `tonic::Status::from(EtcdError)`; an RPC whose issue has not landed yet
+//! answers `Unimplemented` with a message naming it.
+
+mod cluster;
+mod kv;
+mod maintenance;
+mod unimplemented;
+
+use std::sync::Arc;
+
+use oxcd_api::etcdserverpb::auth_server::AuthServer;
+use oxcd_api::etcdserverpb::cluster_server::ClusterServer;
+use oxcd_api::etcdserverpb::kv_server::KvServer;
+use oxcd_api::etcdserverpb::lease_server::LeaseServer;
+use oxcd_api::etcdserverpb::maintenance_server::MaintenanceServer;
+use oxcd_api::etcdserverpb::watch_server::WatchServer;
+use oxcd_api::v3electionpb::election_server::ElectionServer;
+use oxcd_api::v3lockpb::lock_server::LockServer;
+use tonic::service::Routes;
+
+use crate::server::EtcdServer;
+
+/// gRPC's own framing overhead allowed above `--max-request-bytes` (etcd: 512 KiB), so an
+/// oversized request reaches etcd's "request is too large" check instead of a transport error.
+const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+
+/// All client-facing services.
+pub fn routes(server: Arc<EtcdServer>) -> Routes {
+    let max_recv = server.settings.max_request_bytes + GRPC_OVERHEAD_BYTES;
+    let mut b = Routes::builder();
+    b.add_service(
+        KvServer::new(kv::KvService(server.clone()))
+            .max_decoding_message_size(max_recv)
+            .max_encoding_message_size(usize::MAX),
+    );
+    b.add_service(
+        MaintenanceServer::new(maintenance::MaintenanceService(server.clone()))
+            .max_decoding_message_size(max_recv),
+    );
+    b.add_service(
+        ClusterServer::new(cluster::ClusterService(server.clone()))
+            .max_decoding_message_size(max_recv),
+    );
+    b.add_service(
+        WatchServer::new(unimplemented::WatchService).max_decoding_message_size(max_recv),
+    );
+    b.add_service(
+        LeaseServer::new(unimplemented::LeaseService).max_decoding_message_size(max_recv),
+    );
+    b.add_service(
+        AuthServer::new(unimplemented::AuthService(server.clone()))
+            .max_decoding_message_size(max_recv),
+    );
+    b.add_service(LockServer::new(unimplemented::LockService).max_decoding_message_size(max_recv));
+    b.add_service(
+        ElectionServer::new(unimplemented::ElectionService).max_decoding_message_size(max_recv),
+    );
+    b.routes()
+}

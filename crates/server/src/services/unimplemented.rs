@@ -1,0 +1,143 @@
+//! Services whose issues have not landed yet (Watch, Lease, Auth, Lock, Election). Each RPC
+//! answers gRPC `Unimplemented` with a message naming it, never a panic or a fake answer.
+//! The one exception is `Auth.AuthStatus`, which truthfully reports auth as disabled.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::Stream;
+use oxcd_api::etcdserverpb::auth_server::Auth;
+use oxcd_api::etcdserverpb::lease_server::Lease;
+use oxcd_api::etcdserverpb::watch_server::Watch;
+use oxcd_api::etcdserverpb::*;
+use oxcd_api::v3electionpb::election_server::Election;
+use oxcd_api::v3electionpb::{
+    CampaignRequest, CampaignResponse, LeaderRequest, LeaderResponse, ProclaimRequest,
+    ProclaimResponse, ResignRequest, ResignResponse,
+};
+use oxcd_api::v3lockpb::lock_server::Lock;
+use oxcd_api::v3lockpb::{LockRequest, LockResponse, UnlockRequest, UnlockResponse};
+use oxcd_api::EtcdError;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::server::EtcdServer;
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// Generates unary methods that answer `Unimplemented("<Service>.<Method>")`. They are
+/// written in the form `#[async_trait]` expands to, because that attribute does not see
+/// methods produced by a macro inside the impl.
+macro_rules! unimplemented_unary {
+    ($svc:literal; $($name:ident : $req:ty => $resp:ty, $label:literal;)*) => {$(
+        fn $name<'life0, 'async_trait>(
+            &'life0 self,
+            _: Request<$req>,
+        ) -> Pin<Box<dyn Future<Output = Result<Response<$resp>, Status>> + Send + 'async_trait>>
+        where
+            'life0: 'async_trait,
+            Self: 'async_trait,
+        {
+            Box::pin(async { Err(EtcdError::Unimplemented(concat!($svc, ".", $label)).into()) })
+        }
+    )*};
+}
+
+pub struct WatchService;
+
+#[tonic::async_trait]
+impl Watch for WatchService {
+    type WatchStream = BoxStream<WatchResponse>;
+    async fn watch(
+        &self,
+        _: Request<Streaming<WatchRequest>>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        Err(EtcdError::Unimplemented("Watch.Watch").into())
+    }
+}
+
+pub struct LeaseService;
+
+#[tonic::async_trait]
+impl Lease for LeaseService {
+    unimplemented_unary! { "Lease";
+        lease_grant: LeaseGrantRequest => LeaseGrantResponse, "LeaseGrant";
+        lease_revoke: LeaseRevokeRequest => LeaseRevokeResponse, "LeaseRevoke";
+        lease_time_to_live: LeaseTimeToLiveRequest => LeaseTimeToLiveResponse, "LeaseTimeToLive";
+        lease_leases: LeaseLeasesRequest => LeaseLeasesResponse, "LeaseLeases";
+    }
+
+    type LeaseKeepAliveStream = BoxStream<LeaseKeepAliveResponse>;
+    async fn lease_keep_alive(
+        &self,
+        _: Request<Streaming<LeaseKeepAliveRequest>>,
+    ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
+        Err(EtcdError::Unimplemented("Lease.LeaseKeepAlive").into())
+    }
+}
+
+pub struct AuthService(pub Arc<EtcdServer>);
+
+#[tonic::async_trait]
+impl Auth for AuthService {
+    async fn auth_status(
+        &self,
+        _: Request<AuthStatusRequest>,
+    ) -> Result<Response<AuthStatusResponse>, Status> {
+        let st = oxcd_auth::AuthStore::new().status();
+        Ok(Response::new(AuthStatusResponse {
+            header: Some(self.0.header(0)),
+            enabled: st.enabled,
+            auth_revision: st.revision,
+        }))
+    }
+
+    unimplemented_unary! { "Auth";
+        auth_enable: AuthEnableRequest => AuthEnableResponse, "AuthEnable";
+        auth_disable: AuthDisableRequest => AuthDisableResponse, "AuthDisable";
+        authenticate: AuthenticateRequest => AuthenticateResponse, "Authenticate";
+        user_add: AuthUserAddRequest => AuthUserAddResponse, "UserAdd";
+        user_get: AuthUserGetRequest => AuthUserGetResponse, "UserGet";
+        user_list: AuthUserListRequest => AuthUserListResponse, "UserList";
+        user_delete: AuthUserDeleteRequest => AuthUserDeleteResponse, "UserDelete";
+        user_change_password: AuthUserChangePasswordRequest => AuthUserChangePasswordResponse, "UserChangePassword";
+        user_grant_role: AuthUserGrantRoleRequest => AuthUserGrantRoleResponse, "UserGrantRole";
+        user_revoke_role: AuthUserRevokeRoleRequest => AuthUserRevokeRoleResponse, "UserRevokeRole";
+        role_add: AuthRoleAddRequest => AuthRoleAddResponse, "RoleAdd";
+        role_get: AuthRoleGetRequest => AuthRoleGetResponse, "RoleGet";
+        role_list: AuthRoleListRequest => AuthRoleListResponse, "RoleList";
+        role_delete: AuthRoleDeleteRequest => AuthRoleDeleteResponse, "RoleDelete";
+        role_grant_permission: AuthRoleGrantPermissionRequest => AuthRoleGrantPermissionResponse, "RoleGrantPermission";
+        role_revoke_permission: AuthRoleRevokePermissionRequest => AuthRoleRevokePermissionResponse, "RoleRevokePermission";
+    }
+}
+
+pub struct LockService;
+
+#[tonic::async_trait]
+impl Lock for LockService {
+    unimplemented_unary! { "Lock";
+        lock: LockRequest => LockResponse, "Lock";
+        unlock: UnlockRequest => UnlockResponse, "Unlock";
+    }
+}
+
+pub struct ElectionService;
+
+#[tonic::async_trait]
+impl Election for ElectionService {
+    unimplemented_unary! { "Election";
+        campaign: CampaignRequest => CampaignResponse, "Campaign";
+        proclaim: ProclaimRequest => ProclaimResponse, "Proclaim";
+        leader: LeaderRequest => LeaderResponse, "Leader";
+        resign: ResignRequest => ResignResponse, "Resign";
+    }
+
+    type ObserveStream = BoxStream<LeaderResponse>;
+    async fn observe(
+        &self,
+        _: Request<LeaderRequest>,
+    ) -> Result<Response<Self::ObserveStream>, Status> {
+        Err(EtcdError::Unimplemented("Election.Observe").into())
+    }
+}

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# The project's test command (README, CI via .ci/run). On a fresh Debian 12 machine it:
+#   1. installs what is missing: etcd-server/etcd-client (the real etcd 3.4 for compat runs)
+#      and a Python venv at .venv with python-etcd3 and pytest;
+#   2. builds the workspace and runs `cargo test --workspace` (against oxcd);
+#   3. runs the compat pass against real etcd (the same tests must pass on both);
+#   4. runs the Python tests against oxcd and against etcd.
+# Every step runs even if an earlier one failed; the exit status is non-zero if any failed.
+# Servers are started by the tests themselves on 127.0.0.1 with random ports.
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+export PATH="$HOME/.cargo/bin:$PATH"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+VENV="$ROOT/.venv"
+START=$(date +%s)
+
+PASSED=()
+FAILED=()
+
+log() { printf '\n=== [%4ss] %s\n' "$(( $(date +%s) - START ))" "$*"; }
+
+# step NAME TIMEOUT_SECONDS CMD... : runs CMD bounded in time and records the outcome.
+step() {
+  local name="$1" secs="$2"
+  shift 2
+  log "$name"
+  if timeout --kill-after=30 "$secs" bash -c '"$@"' "$name" "$@"; then
+    PASSED+=("$name")
+  else
+    local rc=$?
+    [ "$rc" -eq 124 ] && echo "!!! $name timed out after ${secs}s"
+    echo "!!! $name failed (exit $rc)"
+    FAILED+=("$name")
+    return 1
+  fi
+}
+
+apt_install() {
+  # Keep package scripts from starting services (no daemons left behind).
+  local made_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && made_policy=1
+  fi
+  local rc=0
+  if [ -z "${APT_UPDATED:-}" ]; then
+    apt-get update -qq || rc=$?
+    APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" || rc=$?
+  [ "$made_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
+  return $rc
+}
+
+install_etcd() {
+  if [ -x /usr/bin/etcd ] && [ -x /usr/bin/etcdctl ]; then
+    return 0
+  fi
+  log "installing etcd-server etcd-client"
+  apt_install etcd-server etcd-client
+}
+
+venv_ok() {
+  [ -x "$VENV/bin/python" ] && "$VENV/bin/python" - <<'PY' 2>/dev/null
+import etcd3, pytest, tenacity, google.protobuf as pb
+assert pb.__version__ == "3.20.3", pb.__version__
+PY
+}
+
+install_venv() {
+  venv_ok && return 0
+  log "creating Python venv at $VENV"
+  rm -rf "$VENV"
+  if ! python3 -m venv "$VENV" 2>/dev/null; then
+    apt_install python3-venv python3-pip || return 1
+    rm -rf "$VENV"
+    /usr/bin/python3 -m venv "$VENV" || return 1
+  fi
+  "$VENV/bin/pip" install -q --disable-pip-version-check \
+    "etcd3==0.12.0" "protobuf==3.20.3" "tenacity==6.3.1" pytest || return 1
+  venv_ok
+}
+
+pytest_run() {
+  # pytest exits 5 when it collected no tests: that is a failure here.
+  "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/python "$@"
+}
+
+export ROOT VENV START
+export -f log apt_install install_etcd venv_ok install_venv pytest_run
+
+step "install etcd 3.4 (apt)" 900 install_etcd
+step "install python venv" 900 install_venv
+export OXCD_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/oxcd"
+if step "cargo build (workspace, all targets)" 2400 cargo test --workspace --no-run; then
+  step "cargo test --workspace (oxcd)" 1800 env OXCD_TEST_SERVER=oxcd cargo test --workspace
+  step "cargo compat tests (real etcd)" 900 \
+    env OXCD_TEST_SERVER=etcd cargo test -p oxcd-server --test etcdctl_kv --test errors
+  step "python tests (oxcd)" 600 env OXCD_TEST_SERVER=oxcd bash -c pytest_run
+else
+  FAILED+=("cargo test --workspace (oxcd): skipped, build failed")
+  FAILED+=("cargo compat tests (real etcd): skipped, build failed")
+  FAILED+=("python tests (oxcd): skipped, build failed")
+fi
+step "python tests (real etcd)" 600 env OXCD_TEST_SERVER=etcd bash -c pytest_run
+
+log "summary ($(( $(date +%s) - START ))s)"
+for s in "${PASSED[@]}"; do echo "  ok    $s"; done
+for s in "${FAILED[@]}"; do echo "  FAIL  $s"; done
+echo "steps: ${#PASSED[@]} passed, ${#FAILED[@]} failed"
+[ "${#FAILED[@]}" -eq 0 ]

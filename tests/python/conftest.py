@@ -1,0 +1,153 @@
+"""pytest fixtures: start a fresh single-member server (oxcd or etcd) per test.
+
+Server choice: OXCD_TEST_SERVER=oxcd|etcd (default oxcd). The oxcd binary comes from
+OXCD_BIN (default <repo>/target/debug/oxcd); etcd from OXCD_ETCD_BIN (default /usr/bin/etcd).
+Every server listens on 127.0.0.1 only and is killed by PID when its test ends.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+import etcd3
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+READY_TIMEOUT = 20.0
+
+
+def server_kind():
+    kind = os.environ.get("OXCD_TEST_SERVER", "oxcd") or "oxcd"
+    if kind not in ("oxcd", "etcd"):
+        raise ValueError("OXCD_TEST_SERVER must be oxcd or etcd, not %r" % kind)
+    return kind
+
+
+def server_binary(kind):
+    if kind == "etcd":
+        return os.environ.get("OXCD_ETCD_BIN", "/usr/bin/etcd")
+    return os.environ.get("OXCD_BIN", os.path.join(REPO, "target", "debug", "oxcd"))
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, extra_args=()):
+        self.kind = server_kind()
+        self.binary = server_binary(self.kind)
+        self.dir = tempfile.mkdtemp(prefix="oxcd-pytest-")
+        self.data_dir = os.path.join(self.dir, "data")
+        self.log_path = os.path.join(self.dir, "server.log")
+        self.client_port = free_port()
+        self.peer_port = free_port()
+        while self.peer_port == self.client_port:
+            self.peer_port = free_port()
+        self.extra_args = list(extra_args)
+        self.proc = None
+
+    @property
+    def client_url(self):
+        return "http://127.0.0.1:%d" % self.client_port
+
+    @property
+    def peer_url(self):
+        return "http://127.0.0.1:%d" % self.peer_port
+
+    def start(self):
+        c, p = self.client_url, self.peer_url
+        args = [
+            self.binary,
+            "--name", "n1",
+            "--data-dir", self.data_dir,
+            "--listen-client-urls", c,
+            "--advertise-client-urls", c,
+            "--listen-peer-urls", p,
+            "--initial-advertise-peer-urls", p,
+            "--initial-cluster", "n1=" + p,
+        ] + self.extra_args
+        log = open(self.log_path, "ab")
+        try:
+            self.proc = subprocess.Popen(
+                args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=self.dir
+            )
+        finally:
+            log.close()
+        self._wait_ready()
+
+    def _wait_ready(self):
+        deadline = time.monotonic() + READY_TIMEOUT
+        last = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    "%s exited early with %s\n%s" % (self.kind, self.proc.returncode, self.log())
+                )
+            try:
+                c = etcd3.client("127.0.0.1", self.client_port, timeout=2)
+                try:
+                    st = c.status()
+                    if st.leader is not None:
+                        c.get("oxcd-pytest-readiness-probe")
+                        return
+                    last = "no leader yet"
+                finally:
+                    c.close()
+            except Exception as e:  # noqa: BLE001 - any failure means "not ready yet"
+                last = repr(e)
+            time.sleep(0.1)
+        raise RuntimeError("%s not ready after %ss (%s)\n%s" % (self.kind, READY_TIMEOUT, last, self.log()))
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")[-20000:]
+        except OSError:
+            return ""
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+    def cleanup(self):
+        self.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def server(request):
+    s = Server()
+    try:
+        s.start()
+    except Exception:
+        s.cleanup()
+        raise
+    yield s
+    failed = getattr(request.node, "rep_call", None)
+    if failed is not None and failed.failed:
+        print("--- %s server log (tail) ---\n%s" % (s.kind, s.log()))
+    s.cleanup()
+
+
+@pytest.fixture
+def client(server):
+    c = etcd3.client("127.0.0.1", server.client_port, timeout=10)
+    yield c
+    c.close()
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
