@@ -15,8 +15,10 @@
 #  - A missing or broken oxcd never aborts the run: its column shows '-' and an error row,
 #    and the etcd column is still printed.
 #
-# Usage: bench/compare.sh [--members 1|3] [--full] [--only etcd|oxcd] [--no-build]
+# Usage: bench/compare.sh [--members 1|3] [--full | --scale N] [--only etcd|oxcd] [--no-build]
 #                         [--workloads put,range-l,...] [--work-dir DIR] [--keep]
+# Workloads: put put-txn put-seq range-l range-s range-prefix txn-mixed watch watch-latency
+# lease-keepalive stm (put-seq loads the read workloads' keys; it runs before them anyway).
 # Env: ETCD_BIN (default /usr/bin/etcd), OXCD_BIN (default target/release/oxcd),
 #      BENCH (default target/release/oxcd-bench).
 set -uo pipefail
@@ -33,12 +35,13 @@ KEEP=0
 WORK=""
 WORKLOADS="put,put-txn,range-l,range-s,range-prefix,txn-mixed,watch,watch-latency,lease-keepalive,stm"
 
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
         --members) MEMBERS=$2; shift 2 ;;
         --full) SCALE=10; shift ;;
+        --scale) SCALE=$2; shift 2 ;;
         --only) ONLY=$2; shift 2 ;;
         --no-build) BUILD=0; shift ;;
         --workloads) WORKLOADS=$2; shift 2 ;;
@@ -147,7 +150,9 @@ workload_args() {
     case "$1" in
         put) echo "--clients 16 --conns 4 --total $((20000 * s)) put --val-size 256 --key-space-size 10000" ;;
         put-txn) echo "--clients 16 --conns 4 --total $((10000 * s)) put --txn --val-size 256 --key-space-size 10000" ;;
-        range-l) echo "--clients 16 --conns 4 --total $((20000 * s)) range --consistency l --val-size 256 --key-space-size 10000" ;;
+        # Loads the whole key space the read workloads use (run automatically before them).
+        put-seq) echo "--clients 16 --conns 4 --total 10000 put --sequential-keys --val-size 256 --key-space-size 10000" ;;
+        range-l) echo "--clients 16 --conns 4 --total $((20000 * s)) range --consistency l --val-size 256 --key-space-size 10000 --no-preload" ;;
         range-s) echo "--clients 16 --conns 4 --total $((20000 * s)) range --consistency s --val-size 256 --key-space-size 10000 --no-preload" ;;
         range-prefix) echo "--clients 8 --conns 4 --total $((5000 * s)) range --consistency s --prefix-keys 100 --val-size 256 --key-space-size 10000 --no-preload" ;;
         txn-mixed) echo "--clients 16 --conns 4 --total $((10000 * s)) txn-mixed --rw-ratio 4 --val-size 256 --key-space-size 10000 --no-preload" ;;
@@ -157,6 +162,27 @@ workload_args() {
         stm) echo "--clients 8 --conns 4 --total $((2000 * s)) stm --keys 16 --keys-per-txn 2" ;;
         *) return 1 ;;
     esac
+}
+
+# run_workload KIND LABEL: one oxcd-bench run, its report and the servers' CPU during it.
+run_workload() {
+    local kind=$1 w=$2 args before after out err rc
+    if ! args=$(workload_args "$w"); then log "unknown workload $w"; return; fi
+    [ "$w" = put-seq ] && LOADED=1
+    log "$kind: $w ($args)"
+    before=$(cpu_seconds)
+    # shellcheck disable=SC2086
+    out=$("$BENCH" --endpoints "$ENDPOINTS" --json --timeout $((120 * SCALE)) $args 2> "$WORK/bench.err")
+    rc=$?
+    after=$(cpu_seconds)
+    if [ $rc = 0 ] && [ -n "$out" ]; then
+        printf '{"server":"%s","workload":"%s","report":%s}\n' "$kind" "$w" "$out" >> "$RESULTS"
+    else
+        err=$(head -c 300 "$WORK/bench.err")
+        log "$kind: $w failed: $err"
+        emit_error "$kind" "$w" "${err:-exit $rc}"
+    fi
+    emit_metric "$kind" "$w" "server CPU s" "$(awk -v a="$before" -v b="$after" 'BEGIN { printf "%.3f", b - a }')"
 }
 
 run_server() {
@@ -177,24 +203,14 @@ run_server() {
         stop_servers
         return
     fi
-    local w args before after out err
+    local w
+    LOADED=0
     IFS=',' read -r -a list <<< "$WORKLOADS"
     for w in "${list[@]}"; do
-        if ! args=$(workload_args "$w"); then log "unknown workload $w"; continue; fi
-        log "$kind: $w ($args)"
-        before=$(cpu_seconds)
-        # shellcheck disable=SC2086
-        out=$("$BENCH" --endpoints "$ENDPOINTS" --json --timeout $((120 * SCALE)) $args 2> "$WORK/bench.err")
-        local rc=$?
-        after=$(cpu_seconds)
-        if [ $rc = 0 ] && [ -n "$out" ]; then
-            printf '{"server":"%s","workload":"%s","report":%s}\n' "$kind" "$w" "$out" >> "$RESULTS"
-        else
-            err=$(head -c 300 "$WORK/bench.err")
-            log "$kind: $w failed: $err"
-            emit_error "$kind" "$w" "${err:-exit $rc}"
-        fi
-        emit_metric "$kind" "$w" "server CPU s" "$(awk -v a="$before" -v b="$after" 'BEGIN { printf "%.3f", b - a }')"
+        case "$w" in
+            range-*|txn-mixed) [ "$LOADED" = 1 ] || run_workload "$kind" put-seq ;;
+        esac
+        run_workload "$kind" "$w"
     done
     emit_metric "$kind" "server" "peak RSS MiB" "$(peak_rss_mib)"
     emit_metric "$kind" "server" "CPU s total" "$(cpu_seconds)"

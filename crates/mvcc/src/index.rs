@@ -216,7 +216,10 @@ mod tests {
     fn range_end_forms() {
         let ti = test_index();
         let keys = |end: &[u8], at| -> Vec<Vec<u8>> {
-            ti.range(b"foo", end, at).into_iter().map(|(k, _)| k).collect()
+            ti.range(b"foo", end, at)
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect()
         };
         // Single key.
         assert_eq!(keys(b"", 5), vec![b"foo".to_vec()]);

@@ -24,9 +24,9 @@ use oxcd_api::etcdserverpb::range_request::{SortOrder, SortTarget};
 use oxcd_api::etcdserverpb::request_op::Request;
 use oxcd_api::etcdserverpb::response_op::Response;
 use oxcd_api::etcdserverpb::{
-    Compare, CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse,
-    PutRequest, PutResponse, RangeRequest, RangeResponse, RequestOp, ResponseHeader,
-    ResponseOp, TxnRequest, TxnResponse,
+    CompactionRequest, CompactionResponse, Compare, DeleteRangeRequest, DeleteRangeResponse,
+    PutRequest, PutResponse, RangeRequest, RangeResponse, RequestOp, ResponseHeader, ResponseOp,
+    TxnRequest, TxnResponse,
 };
 use oxcd_api::mvccpb::KeyValue;
 use oxcd_storage::WriteTx;
@@ -135,7 +135,11 @@ pub fn put(txn: &mut WriteTxn<'_>, req: &PutRequest) -> Result<PutResponse> {
     };
     let (value, lease) = match &prev {
         Some(p) => (
-            if req.ignore_value { &p.value } else { &req.value },
+            if req.ignore_value {
+                &p.value
+            } else {
+                &req.value
+            },
             if req.ignore_lease { p.lease } else { req.lease },
         ),
         None if req.ignore_value || req.ignore_lease => return Err(Error::KeyNotFound),
@@ -149,7 +153,10 @@ pub fn put(txn: &mut WriteTxn<'_>, req: &PutRequest) -> Result<PutResponse> {
 }
 
 /// etcd's DeleteRange in `txn`.
-pub fn delete_range(txn: &mut WriteTxn<'_>, req: &DeleteRangeRequest) -> Result<DeleteRangeResponse> {
+pub fn delete_range(
+    txn: &mut WriteTxn<'_>,
+    req: &DeleteRangeRequest,
+) -> Result<DeleteRangeResponse> {
     let prev_kvs = if req.prev_kv {
         txn.range(&req.key, &req.range_end, RangeOptions::default())?
             .kvs

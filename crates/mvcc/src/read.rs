@@ -84,8 +84,7 @@ impl ReadView for ReadTxn<'_> {
     }
 
     fn range(&self, key: &[u8], end: &[u8], opts: RangeOptions) -> Result<RangeResult> {
-        self.store
-            .range_keys(&self.table, key, end, self.rev, opts)
+        self.store.range_keys(&self.table, key, end, self.rev, opts)
     }
 }
 

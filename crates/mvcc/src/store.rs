@@ -3,7 +3,7 @@
 //! Concurrency model:
 //! - Exactly one writer (the server's apply loop) and many concurrent readers. A write runs
 //!   in a backend [`WriteTx`] owned by the caller: [`Store::write`] starts a
-//!   [`WriteTxn`](crate::WriteTxn) in it, and several write txns (one per raft entry) may run
+//!   [`WriteTxn`] in it, and several write txns (one per raft entry) may run
 //!   one after another in one `WriteTx`, each with its own main revision, each seeing the
 //!   ones before it. The caller then commits the `WriteTx` and calls [`Store::publish`].
 //! - Two revisions are kept: the write-side *current* revision (the last write txn that
@@ -106,7 +106,12 @@ impl Store {
             if is_tombstone(k) {
                 tree.restore_tombstone(&kv.key, rev);
             } else {
-                tree.restore_put(&kv.key, rev, Revision::new(kv.create_revision, 0), kv.version);
+                tree.restore_put(
+                    &kv.key,
+                    rev,
+                    Revision::new(kv.create_revision, 0),
+                    kv.version,
+                );
             }
         }
         drop((keys, meta, rtx));
@@ -121,7 +126,11 @@ impl Store {
             writer: Mutex::new(()),
         };
         if let Some(scheduled) = scheduled.filter(|&s| s > compact_rev) {
-            tracing::info!(scheduled, finished = compact_rev, "redoing unfinished compaction");
+            tracing::info!(
+                scheduled,
+                finished = compact_rev,
+                "redoing unfinished compaction"
+            );
             let mut wtx = backend.write_tx()?;
             match store.compact(&mut wtx, scheduled) {
                 Ok(_) => backend.commit_durable(wtx)?,
@@ -252,7 +261,9 @@ impl Store {
         let mut kvs = Vec::with_capacity(revs.len());
         for r in revs {
             let v = table.get(r.to_bytes().as_slice())?.ok_or_else(|| {
-                Error::Corrupt(format!("revision {r} is in the index but not in the backend"))
+                Error::Corrupt(format!(
+                    "revision {r} is in the index but not in the backend"
+                ))
             })?;
             kvs.push(decode_kv(r, v.value())?);
         }
@@ -293,14 +304,12 @@ fn delete_compacted(wtx: &mut WriteTx, rev: i64, keep: &HashSet<Revision>) -> Re
     let mut table = wtx.tx.open_table(KEY_TABLE)?;
     let end = Revision::new(rev.saturating_add(1), 0).to_bytes();
     let mut removed = 0;
-    table.retain_in::<&[u8], _>(..end.as_slice(), |k, _| {
-        match Revision::from_bytes(k) {
-            Some(r) if !keep.contains(&r) => {
-                removed += 1;
-                false
-            }
-            _ => true,
+    table.retain_in::<&[u8], _>(..end.as_slice(), |k, _| match Revision::from_bytes(k) {
+        Some(r) if !keep.contains(&r) => {
+            removed += 1;
+            false
         }
+        _ => true,
     })?;
     Ok(removed)
 }

@@ -17,7 +17,11 @@ pub(crate) fn new_store() -> (tempfile::TempDir, Arc<Backend>, Store) {
 }
 
 /// Runs `f` in one write txn of its own backend transaction, commits and publishes.
-pub(crate) fn write<T>(backend: &Backend, store: &Store, f: impl FnOnce(&mut WriteTxn<'_>) -> T) -> T {
+pub(crate) fn write<T>(
+    backend: &Backend,
+    store: &Store,
+    f: impl FnOnce(&mut WriteTxn<'_>) -> T,
+) -> T {
     let mut wtx = backend.write_tx().expect("write_tx");
     let out = {
         let mut w = store.write(&mut wtx).expect("write");

@@ -321,7 +321,10 @@ mod tests {
         assert!(matches!(check_txn_request(&t, 128), Err(Error::EmptyKey)));
 
         let t = txn(vec![RequestOp { request: None }], vec![]);
-        assert!(matches!(check_txn_request(&t, 128), Err(Error::KeyNotFound)));
+        assert!(matches!(
+            check_txn_request(&t, 128),
+            Err(Error::KeyNotFound)
+        ));
         let t = txn(vec![], vec![put("")]);
         assert!(matches!(check_txn_request(&t, 128), Err(Error::EmptyKey)));
         let t = txn(vec![nested(vec![del("", "")], vec![])], vec![]);
@@ -346,9 +349,15 @@ mod tests {
         assert!(!dup(vec![put("a"), put("b"), del("c", "")]));
         assert!(dup(vec![put("a"), put("a")]));
         assert!(dup(vec![put("a"), del("a", "")]));
-        assert!(dup(vec![del("a", "c"), put("b")]), "put inside a deleted range");
+        assert!(
+            dup(vec![del("a", "c"), put("b")]),
+            "put inside a deleted range"
+        );
         assert!(!dup(vec![del("a", "c"), put("c")]), "the end is exclusive");
-        assert!(!dup(vec![del("a", "c"), del("b", "d")]), "deletes may overlap");
+        assert!(
+            !dup(vec![del("a", "c"), del("b", "d")]),
+            "deletes may overlap"
+        );
         assert!(!dup(vec![get("a"), put("a")]));
         // As in etcd, a "\0" end is taken literally: it overlaps no put.
         assert!(!dup(vec![del("a", "\0"), put("b")]));

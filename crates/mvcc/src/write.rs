@@ -106,7 +106,12 @@ impl<'a> WriteTxn<'a> {
     /// Deletes the keys live in the range; returns how many, and the revision (the txn's
     /// revision if it changed anything so far, else its begin revision).
     pub fn delete_range(&mut self, key: &[u8], end: &[u8]) -> Result<(i64, i64)> {
-        let keys = self.store.index.read().tree.range(key, end, self.read_rev());
+        let keys = self
+            .store
+            .index
+            .read()
+            .tree
+            .range(key, end, self.read_rev());
         for (k, _) in &keys {
             self.delete(k)?;
         }
@@ -140,7 +145,9 @@ impl<'a> WriteTxn<'a> {
         let rev = self.write_rev();
         let changes = std::mem::take(&mut self.changes);
         if !changes.is_empty() {
-            self.store.current_rev.store(rev, std::sync::atomic::Ordering::Release);
+            self.store
+                .current_rev
+                .store(rev, std::sync::atomic::Ordering::Release);
         }
         changes
             .into_iter()

@@ -148,7 +148,7 @@ impl EtcdServer {
     }
 
     pub async fn txn(&self, req: TxnRequest) -> Result<TxnResponse, EtcdError> {
-        oxcd_mvcc::validate::check_txn_request(&req, self.settings.max_txn_ops)?;
+        oxcd_mvcc::validate::check_txn(&req, self.settings.max_txn_ops)?;
         if oxcd_mvcc::kv_apply::is_txn_readonly(&req) {
             // etcd answers read-only txns without Raft (linearizable unless all serializable).
             if !is_txn_serializable(&req) {

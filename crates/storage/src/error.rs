@@ -6,8 +6,6 @@
 pub enum Error {
     #[error("backend: {0}")]
     Backend(#[from] redb::Error),
-    #[error("raft log: {0}")]
-    RaftLog(#[from] raft_engine::Error),
     #[error("raft log is corrupt: {0}")]
     Corrupt(String),
     #[error("i/o: {0}")]

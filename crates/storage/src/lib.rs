@@ -2,8 +2,8 @@
 //! - [`backend`]: the redb database holding keys, leases and cluster metadata. Writes are
 //!   committed in batches; the consistent index (last applied raft index) is written in the
 //!   same transaction as the data it covers, so replay after a crash applies nothing twice.
-//! - [`raft_log`]: the Raft log (WAL), hard state and snapshot metadata, on raft-engine.
-//!   An entry is acknowledged to Raft only after it is fsynced.
+//! - [`wal`] and [`raft_log`]: the Raft log (our own preallocated, checksummed WAL), hard
+//!   state and snapshot metadata. An entry is acknowledged to Raft only after it is fsynced.
 //!
 //! Invariant: the backend's durable consistent index never exceeds the last index the
 //! raft log holds durably, and the raft log is compacted only up to the backend's durable
@@ -12,6 +12,7 @@
 pub mod backend;
 pub mod error;
 pub mod raft_log;
+pub mod wal;
 
 pub use backend::{Backend, BackendConfig, WriteTx};
 pub use error::{Error, Result};

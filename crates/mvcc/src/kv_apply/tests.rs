@@ -1,3 +1,5 @@
+//! Unit tests of the applier, against etcd 3.5's semantics.
+
 use oxcd_api::etcdserverpb::compare::{CompareResult as R, CompareTarget as T, TargetUnion as U};
 
 use super::*;
@@ -70,7 +72,11 @@ fn cmp(k: &str, target: T, result: R, u: U) -> Compare {
 
 /// a (create 2, mod 2, v1, value "3"), b (2, 5, v2, "1"), c (3, 3, v1, "2"),
 /// d (4, 4, v1, "1", lease 9); current revision 5.
-fn populated() -> (tempfile::TempDir, std::sync::Arc<oxcd_storage::Backend>, Store) {
+fn populated() -> (
+    tempfile::TempDir,
+    std::sync::Arc<oxcd_storage::Backend>,
+    Store,
+) {
     let (d, b, s) = new_store();
     write(&b, &s, |w| {
         w.put(b"a", b"3", 0).unwrap();
@@ -109,7 +115,10 @@ fn range_basics() {
     r.keys_only = true;
     let resp = range(&s, &r).unwrap();
     assert_eq!(keys(&resp), ["b", "c"]);
-    assert!(resp.kvs.iter().all(|kv| kv.value.is_empty() && kv.version > 0));
+    assert!(resp
+        .kvs
+        .iter()
+        .all(|kv| kv.value.is_empty() && kv.version > 0));
 
     let mut r = range_req("a", "\0");
     r.count_only = true;
@@ -120,7 +129,11 @@ fn range_basics() {
     r.revision = 4;
     let resp = range(&s, &r).unwrap();
     assert_eq!(resp.kvs[0].value, b"2");
-    assert_eq!(rev(&resp.header), 5, "the header carries the current revision");
+    assert_eq!(
+        rev(&resp.header),
+        5,
+        "the header carries the current revision"
+    );
     r.revision = 6;
     assert!(matches!(range(&s, &r), Err(Error::FutureRev)));
     r.revision = 0;
@@ -206,7 +219,10 @@ fn put_semantics() {
     };
     apply(&b, &s, |w| put(w, &p)).unwrap();
     let kv = &range(&s, &range_req("d", "")).unwrap().kvs[0];
-    assert_eq!((kv.value.as_slice(), kv.lease, kv.version), (&b"1"[..], 0, 2));
+    assert_eq!(
+        (kv.value.as_slice(), kv.lease, kv.version),
+        (&b"1"[..], 0, 2)
+    );
     let p = PutRequest {
         key: b"d".to_vec(),
         value: b"v".to_vec(),
@@ -252,8 +268,15 @@ fn delete_range_semantics() {
         prev_kv: true,
     };
     let resp = apply(&b, &s, |w| delete_range(w, &d)).unwrap();
-    assert_eq!((resp.deleted, rev(&resp.header), resp.prev_kvs.len()), (0, 5, 0));
-    assert_eq!(s.current_revision(), 5, "deleting nothing does not bump the revision");
+    assert_eq!(
+        (resp.deleted, rev(&resp.header), resp.prev_kvs.len()),
+        (0, 5, 0)
+    );
+    assert_eq!(
+        s.current_revision(),
+        5,
+        "deleting nothing does not bump the revision"
+    );
 
     let d = DeleteRangeRequest {
         key: b"b".to_vec(),
@@ -286,7 +309,12 @@ fn compares() {
     assert!(holds(cmp("b", T::Mod, R::NotEqual, U::ModRevision(2))));
     assert!(holds(cmp("d", T::Lease, R::Equal, U::Lease(9))));
     assert!(holds(cmp("a", T::Value, R::Equal, U::Value(b"3".to_vec()))));
-    assert!(holds(cmp("a", T::Value, R::Greater, U::Value(b"2z".to_vec()))));
+    assert!(holds(cmp(
+        "a",
+        T::Value,
+        R::Greater,
+        U::Value(b"2z".to_vec())
+    )));
     assert!(!holds(cmp("a", T::Value, R::Less, U::Value(b"3".to_vec()))));
     // A missing key: version/create/mod/lease 0; a value compare is always false.
     assert!(holds(cmp("zz", T::Version, R::Equal, U::Version(0))));
@@ -294,9 +322,19 @@ fn compares() {
     assert!(holds(cmp("zz", T::Mod, R::Less, U::ModRevision(1))));
     assert!(holds(cmp("zz", T::Lease, R::Equal, U::Lease(0))));
     assert!(!holds(cmp("zz", T::Value, R::Equal, U::Value(vec![]))));
-    assert!(!holds(cmp("zz", T::Value, R::NotEqual, U::Value(b"x".to_vec()))));
+    assert!(!holds(cmp(
+        "zz",
+        T::Value,
+        R::NotEqual,
+        U::Value(b"x".to_vec())
+    )));
     // A union not matching the target compares against 0 / empty.
-    assert!(holds(cmp("a", T::Version, R::Greater, U::Value(b"9".to_vec()))));
+    assert!(holds(cmp(
+        "a",
+        T::Version,
+        R::Greater,
+        U::Value(b"9".to_vec())
+    )));
     // A range: the compare must hold for every key.
     let mut c = cmp("a", T::Version, R::Equal, U::Version(1));
     c.range_end = b"\0".to_vec();
@@ -316,7 +354,12 @@ fn txn_success_and_failure_branches() {
     let (_d, b, s) = populated();
     let t = TxnRequest {
         compare: vec![cmp("b", T::Version, R::Equal, U::Version(2))],
-        success: vec![op_put("x", "1"), op_range("x"), op_del("a", ""), op_range("a")],
+        success: vec![
+            op_put("x", "1"),
+            op_range("x"),
+            op_del("a", ""),
+            op_range("a"),
+        ],
         failure: vec![op_put("y", "1")],
     };
     let resp = apply(&b, &s, |w| txn(w, &t)).unwrap();
@@ -324,13 +367,27 @@ fn txn_success_and_failure_branches() {
     assert_eq!(rev(&resp.header), 6);
     let r = &resp.responses;
     assert_eq!(r.len(), 4);
-    let Some(Response::ResponsePut(p)) = &r[0].response else { panic!("{r:?}") };
-    assert_eq!(p.header, Some(ResponseHeader { revision: 6, ..Default::default() }));
-    let Some(Response::ResponseRange(g)) = &r[1].response else { panic!("{r:?}") };
+    let Some(Response::ResponsePut(p)) = &r[0].response else {
+        panic!("{r:?}")
+    };
+    assert_eq!(
+        p.header,
+        Some(ResponseHeader {
+            revision: 6,
+            ..Default::default()
+        })
+    );
+    let Some(Response::ResponseRange(g)) = &r[1].response else {
+        panic!("{r:?}")
+    };
     assert_eq!((rev(&g.header), g.kvs.len()), (6, 1), "sees its own put");
-    let Some(Response::ResponseDeleteRange(d)) = &r[2].response else { panic!("{r:?}") };
+    let Some(Response::ResponseDeleteRange(d)) = &r[2].response else {
+        panic!("{r:?}")
+    };
     assert_eq!((d.deleted, rev(&d.header)), (1, 6));
-    let Some(Response::ResponseRange(g)) = &r[3].response else { panic!("{r:?}") };
+    let Some(Response::ResponseRange(g)) = &r[3].response else {
+        panic!("{r:?}")
+    };
     assert_eq!(g.kvs.len(), 0);
 
     // Both changes share revision 6, with sub revisions 0 and 1.
@@ -383,8 +440,14 @@ fn nested_txns_share_one_revision_and_compare_before_running() {
         panic!("{resp:?}")
     };
     assert!(n.succeeded);
-    assert_eq!(n.header, Some(ResponseHeader::default()), "nested txn header is empty");
-    let Some(Response::ResponseRange(g)) = &n.responses[1].response else { panic!("{n:?}") };
+    assert_eq!(
+        n.header,
+        Some(ResponseHeader::default()),
+        "nested txn header is empty"
+    );
+    let Some(Response::ResponseRange(g)) = &n.responses[1].response else {
+        panic!("{n:?}")
+    };
     assert_eq!((g.kvs.len(), rev(&g.header)), (1, 6));
     for k in ["x", "y", "w"] {
         let kv = &range(&s, &range_req(k, "")).unwrap().kvs[0];
@@ -414,14 +477,20 @@ fn txn_checks_the_chosen_branch_before_writing() {
     };
     let t = TxnRequest {
         compare: vec![],
-        success: vec![op_put("x", "1"), op_txn(TxnRequest {
-            compare: vec![],
-            success: vec![bad_put.clone()],
-            failure: vec![],
-        })],
+        success: vec![
+            op_put("x", "1"),
+            op_txn(TxnRequest {
+                compare: vec![],
+                success: vec![bad_put.clone()],
+                failure: vec![],
+            }),
+        ],
         failure: vec![],
     };
-    assert!(matches!(apply(&b, &s, |w| txn(w, &t)), Err(Error::KeyNotFound)));
+    assert!(matches!(
+        apply(&b, &s, |w| txn(w, &t)),
+        Err(Error::KeyNotFound)
+    ));
     assert_eq!(s.current_revision(), 5);
     assert_eq!(range(&s, &range_req("x", "")).unwrap().count, 0);
 
@@ -437,12 +506,18 @@ fn txn_checks_the_chosen_branch_before_writing() {
     future.revision = 7;
     let t = TxnRequest {
         compare: vec![],
-        success: vec![op_put("y", "1"), RequestOp {
-            request: Some(Request::RequestRange(future)),
-        }],
+        success: vec![
+            op_put("y", "1"),
+            RequestOp {
+                request: Some(Request::RequestRange(future)),
+            },
+        ],
         failure: vec![],
     };
-    assert!(matches!(apply(&b, &s, |w| txn(w, &t)), Err(Error::FutureRev)));
+    assert!(matches!(
+        apply(&b, &s, |w| txn(w, &t)),
+        Err(Error::FutureRev)
+    ));
     assert_eq!(s.current_revision(), 6);
 }
 
@@ -450,7 +525,15 @@ fn txn_checks_the_chosen_branch_before_writing() {
 fn txn_ranges_at_compacted_revisions_fail() {
     let (_d, b, s) = populated();
     let mut wtx = b.write_tx().unwrap();
-    let resp = compaction(&s, &mut wtx, &CompactionRequest { revision: 4, physical: false }).unwrap();
+    let resp = compaction(
+        &s,
+        &mut wtx,
+        &CompactionRequest {
+            revision: 4,
+            physical: false,
+        },
+    )
+    .unwrap();
     assert_eq!(rev(&resp.header), 5);
     b.commit(wtx).unwrap();
     let mut old = range_req("b", "");
@@ -468,10 +551,22 @@ fn txn_ranges_at_compacted_revisions_fail() {
     assert_eq!(range(&s, &old).unwrap().kvs[0].value, b"2");
 
     let mut wtx = b.write_tx().unwrap();
-    let req = CompactionRequest { revision: 4, physical: true };
-    assert!(matches!(compaction(&s, &mut wtx, &req), Err(Error::Compacted)));
-    let req = CompactionRequest { revision: 6, physical: true };
-    assert!(matches!(compaction(&s, &mut wtx, &req), Err(Error::FutureRev)));
+    let req = CompactionRequest {
+        revision: 4,
+        physical: true,
+    };
+    assert!(matches!(
+        compaction(&s, &mut wtx, &req),
+        Err(Error::Compacted)
+    ));
+    let req = CompactionRequest {
+        revision: 6,
+        physical: true,
+    };
+    assert!(matches!(
+        compaction(&s, &mut wtx, &req),
+        Err(Error::FutureRev)
+    ));
 }
 
 #[test]
@@ -500,7 +595,10 @@ fn read_only_txns() {
         success: vec![op_txn(TxnRequest::default())],
         failure: vec![],
     };
-    assert!(!is_txn_readonly(&n), "a nested txn counts as a write, as in etcd");
+    assert!(
+        !is_txn_readonly(&n),
+        "a nested txn counts as a write, as in etcd"
+    );
 
     // A read-only txn does not see an unpublished write.
     let mut wtx = b.write_tx().unwrap();

@@ -1,3 +1,5 @@
+//! Unit tests of the store: revisions, isolation of readers, compaction, restore.
+
 use std::sync::Arc;
 
 use oxcd_api::mvccpb::event::EventType;
@@ -12,7 +14,11 @@ fn get(store: &Store, key: &str, rev: i64) -> Result<Option<KeyValue>> {
         rev,
         ..RangeOptions::default()
     };
-    Ok(store.range(key.as_bytes(), b"", opts)?.kvs.into_iter().next())
+    Ok(store
+        .range(key.as_bytes(), b"", opts)?
+        .kvs
+        .into_iter()
+        .next())
 }
 
 fn kv_triple(kv: &KeyValue) -> (i64, i64, i64) {
@@ -83,7 +89,10 @@ fn range_rules() {
     ));
     // Reversed and empty ranges never panic.
     assert_eq!(store.range(b"d", b"a", opts(0, 0, false)).unwrap().count, 0);
-    assert_eq!(store.range(b"\0", b"\0", opts(0, 0, false)).unwrap().count, 4);
+    assert_eq!(
+        store.range(b"\0", b"\0", opts(0, 0, false)).unwrap().count,
+        4
+    );
 }
 
 #[test]
@@ -108,7 +117,11 @@ fn a_write_txn_sees_its_own_writes_and_the_previous_ones_in_the_batch() {
     {
         let mut w = store.write(&mut wtx).unwrap();
         let rr = w.range(b"a", b"\0", RangeOptions::default()).unwrap();
-        assert_eq!((rr.rev, rr.count), (2, 2), "sees the first txn of the batch");
+        assert_eq!(
+            (rr.rev, rr.count),
+            (2, 2),
+            "sees the first txn of the batch"
+        );
         let kv = &w.range(b"a", b"", RangeOptions::default()).unwrap().kvs[0];
         assert_eq!(kv_triple(kv), (2, 2, 1));
         w.put(b"a", b"2", 0).unwrap();
@@ -144,7 +157,14 @@ fn readers_see_only_the_published_revision() {
         assert_eq!(rr.count, 1);
         assert_eq!(rr.kvs[0].value, b"1");
         assert!(matches!(
-            v.range(b"a", b"", RangeOptions { rev: 3, ..Default::default() }),
+            v.range(
+                b"a",
+                b"",
+                RangeOptions {
+                    rev: 3,
+                    ..Default::default()
+                }
+            ),
             Err(Error::FutureRev)
         ));
     };
@@ -187,12 +207,15 @@ fn deleting_nothing_does_not_bump_the_revision() {
     let (n, rev) = write(&b, &store, |w| w.delete_range(b"a", b"\0").unwrap());
     assert_eq!((n, rev), (0, 1));
     assert_eq!(store.current_revision(), 1);
-    let events = write(&b, &store, |w| {
+    write(&b, &store, |w| {
         w.put(b"a", b"1", 0).unwrap();
         w.put(b"b", b"1", 0).unwrap();
-        assert_eq!(w.delete_range(b"x", b"").unwrap(), (0, 2), "the txn changed");
+        assert_eq!(
+            w.delete_range(b"x", b"").unwrap(),
+            (0, 2),
+            "the txn changed"
+        );
     });
-    let _ = events;
     assert_eq!(store.current_revision(), 2);
 }
 
@@ -230,7 +253,10 @@ fn tombstones_are_stored_as_etcd_does() {
     write(&b, &store, |w| w.delete_range(b"a", b"").unwrap());
     let rtx = b.read_tx().unwrap();
     let t = rtx.open_table(KEY_TABLE).unwrap();
-    let put = t.get(Revision::new(2, 0).to_bytes().as_slice()).unwrap().unwrap();
+    let put = t
+        .get(Revision::new(2, 0).to_bytes().as_slice())
+        .unwrap()
+        .unwrap();
     let kv = KeyValue::decode(put.value()).unwrap();
     assert_eq!((kv.key.as_slice(), kv_triple(&kv)), (&b"a"[..], (2, 2, 1)));
     let tomb = t
@@ -338,7 +364,11 @@ fn open_keeps_the_compaction_revision_when_it_is_the_newest() {
     let b = Arc::new(Backend::open(&path, oxcd_storage::BackendConfig::default()).unwrap());
     let store = Store::open(b).unwrap();
     assert_eq!(key_table_len(store.backend()), 0);
-    assert_eq!(store.current_revision(), 3, "not 1: revisions never go back");
+    assert_eq!(
+        store.current_revision(),
+        3,
+        "not 1: revisions never go back"
+    );
 }
 
 #[test]
