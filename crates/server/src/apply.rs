@@ -17,8 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use oxcd_api::etcdserverpb::{
-    request_op, CompactionResponse, DeleteRangeResponse, PutResponse, ResponseHeader, TxnRequest,
-    TxnResponse,
+    request_op, DeleteRangeResponse, PutResponse, TxnRequest, TxnResponse,
 };
 use oxcd_api::oxcdpb::internal_request::Request;
 use oxcd_api::oxcdpb::InternalRequest;
@@ -38,7 +37,7 @@ pub enum Applied {
     Put(PutResponse),
     DeleteRange(DeleteRangeResponse),
     Txn(TxnResponse),
-    Compaction(CompactionResponse),
+    Compaction,
 }
 
 /// The result a waiting request receives.
@@ -170,11 +169,10 @@ impl Applier {
                     resp.map(Applied::Txn)
                 })
             }
-            Request::Compaction(r) => self.store.compact(wtx, r.revision).map(|_| {
-                Applied::Compaction(CompactionResponse {
-                    header: Some(ResponseHeader::default()),
-                })
-            }),
+            Request::Compaction(r) => self
+                .store
+                .compact(wtx, r.revision)
+                .map(|_| Applied::Compaction),
             _ => return Err(EtcdError::Unimplemented("this request")),
         };
         result.map_err(|e| match e {

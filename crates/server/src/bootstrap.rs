@@ -46,6 +46,7 @@ pub struct NodeConfig {
     pub snapshot_count: u64,
     pub snapshot_catchup_entries: u64,
     pub heartbeat: Duration,
+    pub election_ticks: usize,
     pub election_timeout: Duration,
 }
 
@@ -97,12 +98,11 @@ impl Node {
         let (apply_tx, apply_rx) = mpsc::channel();
         let status = Arc::new(RaftStatus::default());
         let applied = Arc::new(AtomicU64::new(0));
-        let heartbeat_ms = cfg.heartbeat.as_millis().max(1);
         let raft = RaftNode::new(
             RaftNodeConfig {
                 id: member_id,
                 heartbeat: cfg.heartbeat,
-                election_ticks: (cfg.election_timeout.as_millis() / heartbeat_ms).max(2) as usize,
+                election_ticks: cfg.election_ticks,
                 applied: consistent_index,
                 catchup_entries: cfg.snapshot_catchup_entries,
                 campaign_now,
@@ -133,7 +133,6 @@ impl Node {
             .name("raft".into())
             .spawn(move || raft.run())?;
         let settings = ServerSettings {
-            name: cfg.name.clone(),
             client_urls: cfg.advertise_client_urls.clone(),
             max_request_bytes: cfg.max_request_bytes,
             max_txn_ops: cfg.max_txn_ops,

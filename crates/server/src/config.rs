@@ -728,11 +728,6 @@ impl Config {
         members
     }
 
-    /// This member's peer URLs (`--initial-advertise-peer-urls`).
-    pub fn member_peer_urls(&self) -> &[Url] {
-        &self.initial_advertise_peer_urls
-    }
-
     /// Raft election timeout in heartbeat ticks (`election / heartbeat`, ≥ 5).
     pub fn election_ticks(&self) -> usize {
         let ticks = self.election_timeout.as_millis() / self.heartbeat_interval.as_millis().max(1);
@@ -1520,7 +1515,10 @@ mod tests {
             ["http://10.0.0.1:2379"]
         );
         assert_eq!(strings(&cfg.listen_peer_urls), ["http://10.0.0.1:2380"]);
-        assert_eq!(strings(cfg.member_peer_urls()), ["http://10.0.0.1:2380"]);
+        assert_eq!(
+            strings(&cfg.initial_advertise_peer_urls),
+            ["http://10.0.0.1:2380"]
+        );
         assert_eq!(cfg.initial_cluster.len(), 2);
         assert_eq!(cfg.initial_cluster_token, "tok");
         assert_eq!(cfg.initial_cluster_state, ClusterState::Existing);

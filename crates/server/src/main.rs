@@ -140,6 +140,7 @@ fn node_config(cfg: &config::Config) -> NodeConfig {
         snapshot_count: cfg.snapshot_count,
         snapshot_catchup_entries: cfg.snapshot_catchup_entries,
         heartbeat: cfg.heartbeat_interval,
+        election_ticks: cfg.election_ticks(),
         election_timeout: cfg.election_timeout,
     }
 }

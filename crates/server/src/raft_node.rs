@@ -35,8 +35,6 @@ pub enum RaftMsg {
     },
     /// Ask for a read index (linearizable read); answered with the index to wait for.
     ReadIndex(oneshot::Sender<Result<u64, EtcdError>>),
-    /// A message from a peer.
-    Step(Message),
     /// The backend holds everything up to this index durably; the log may be compacted.
     Compact(u64),
     /// Stop the thread (after handing over what is committed).
@@ -210,11 +208,6 @@ impl RaftNode {
                 let _ = done.send(r);
             }
             RaftMsg::ReadIndex(tx) => self.pending_reads.push(tx),
-            RaftMsg::Step(msg) => {
-                if let Err(e) = self.node.step(msg) {
-                    tracing::debug!(error = %e, "dropping raft message");
-                }
-            }
             RaftMsg::Compact(durable) => {
                 let idx = durable.saturating_sub(self.catchup_entries);
                 if let Err(e) = self.node.mut_store().compact(idx) {

@@ -37,7 +37,6 @@ const MAX_GAP_BETWEEN_APPLY_AND_COMMIT: u64 = 5000;
 /// Limits and identity the request path needs.
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
-    pub name: String,
     pub client_urls: Vec<String>,
     pub max_request_bytes: usize,
     pub max_txn_ops: usize,
@@ -170,7 +169,7 @@ impl EtcdServer {
     pub async fn compact(&self, req: CompactionRequest) -> Result<CompactionResponse, EtcdError> {
         // Compaction runs inside the apply of its entry, so once applied it is physical too.
         match self.propose(Request::Compaction(req)).await? {
-            Applied::Compaction(_) => Ok(CompactionResponse {
+            Applied::Compaction => Ok(CompactionResponse {
                 header: Some(self.header(self.store.current_revision())),
             }),
             _ => Err(unexpected()),

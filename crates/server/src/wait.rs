@@ -48,6 +48,7 @@ impl<T> Wait<T> {
     }
 
     /// Whether anyone waits on `id`.
+    #[cfg(test)]
     pub fn is_registered(&self, id: u64) -> bool {
         self.shard(id).lock().contains_key(&id)
     }

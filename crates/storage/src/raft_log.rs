@@ -60,9 +60,19 @@ impl RaftLog {
         for frame in frames {
             let mut p = &frame.payload[..];
             while !p.is_empty() {
-                let corrupt = || Error::Corrupt(format!("malformed record in WAL segment {:016x}", frame.segment));
+                let corrupt = || {
+                    Error::Corrupt(format!(
+                        "malformed record in WAL segment {:016x}",
+                        frame.segment
+                    ))
+                };
                 let kind = p[0];
-                let len = u32::from_le_bytes(p.get(1..5).ok_or_else(corrupt)?.try_into().map_err(|_| corrupt())?) as usize;
+                let len = u32::from_le_bytes(
+                    p.get(1..5)
+                        .ok_or_else(corrupt)?
+                        .try_into()
+                        .map_err(|_| corrupt())?,
+                ) as usize;
                 let body = p.get(5..5 + len).ok_or_else(corrupt)?;
                 p = &p[5 + len..];
                 let bad = |e: protobuf::ProtobufError| Error::Corrupt(format!("WAL record: {e}"));
@@ -73,15 +83,21 @@ impl RaftLog {
                         entries.split_off(&e.index);
                         entries.insert(e.index, e);
                     }
-                    REC_HARD_STATE => hard_state = HardState::parse_from_bytes(body).map_err(bad)?,
-                    REC_CONF_STATE => conf_state = ConfState::parse_from_bytes(body).map_err(bad)?,
+                    REC_HARD_STATE => {
+                        hard_state = HardState::parse_from_bytes(body).map_err(bad)?
+                    }
+                    REC_CONF_STATE => {
+                        conf_state = ConfState::parse_from_bytes(body).map_err(bad)?
+                    }
                     REC_SNAPSHOT => {
                         let m = SnapshotMetadata::parse_from_bytes(body).map_err(bad)?;
                         if m.index >= snapshot_meta.index {
                             snapshot_meta = m;
                         }
                     }
-                    other => return Err(Error::Corrupt(format!("unknown WAL record type {other}"))),
+                    other => {
+                        return Err(Error::Corrupt(format!("unknown WAL record type {other}")))
+                    }
                 }
             }
         }
@@ -325,7 +341,9 @@ impl Storage for RaftLog {
     fn snapshot(&self, _request_index: u64, _to: u64) -> raft::Result<Snapshot> {
         // Sending the backend to a lagging follower belongs to the cluster issue; a single
         // member never asks for one.
-        Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable))
+        Err(raft::Error::Store(
+            StorageError::SnapshotTemporarilyUnavailable,
+        ))
     }
 }
 
@@ -368,8 +386,11 @@ mod tests {
                 commit: 3,
                 ..Default::default()
             };
-            log.persist(&[ent(1, 1, b"a"), ent(2, 2, b"b"), ent(3, 2, b"c")], Some(&hs))
-                .unwrap();
+            log.persist(
+                &[ent(1, 1, b"a"), ent(2, 2, b"b"), ent(3, 2, b"c")],
+                Some(&hs),
+            )
+            .unwrap();
         }
         let log = RaftLog::open(dir.path()).unwrap();
         assert!(!log.is_new());
@@ -380,7 +401,11 @@ mod tests {
         assert_eq!(log.conf_state().voters, vec![7]);
         assert_eq!(
             all(&log),
-            vec![(1, 1, b"a".to_vec()), (2, 2, b"b".to_vec()), (3, 2, b"c".to_vec())]
+            vec![
+                (1, 1, b"a".to_vec()),
+                (2, 2, b"b".to_vec()),
+                (3, 2, b"c".to_vec())
+            ]
         );
     }
 
@@ -395,7 +420,10 @@ mod tests {
         assert!(log.term(3).is_err());
         drop(log);
         let log = RaftLog::open(dir.path()).unwrap();
-        assert_eq!(all(&log), vec![(1, 1, b"a".to_vec()), (2, 2, b"x".to_vec())]);
+        assert_eq!(
+            all(&log),
+            vec![(1, 1, b"a".to_vec()), (2, 2, b"x".to_vec())]
+        );
     }
 
     #[test]

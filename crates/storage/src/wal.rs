@@ -108,7 +108,9 @@ impl Wal {
                             return Err(Error::Corrupt(format!(
                                 "{}: bad frame at offset {off} with valid data after it{}",
                                 path.display(),
-                                later.map(|o| format!(" (at offset {o})")).unwrap_or_default()
+                                later
+                                    .map(|o| format!(" (at offset {o})"))
+                                    .unwrap_or_default()
                             )));
                         }
                         tracing::warn!(
@@ -156,7 +158,11 @@ impl Wal {
 
     /// Durably appends one frame. If the segment is full, a new one is started with
     /// `segment_start()` as its first frame.
-    pub fn append(&mut self, payload: &[u8], segment_start: impl FnOnce() -> Vec<u8>) -> Result<()> {
+    pub fn append(
+        &mut self,
+        payload: &[u8],
+        segment_start: impl FnOnce() -> Vec<u8>,
+    ) -> Result<()> {
         if self.offset + padded(payload.len()) as u64 > SEGMENT_BYTES && self.offset > 0 {
             self.cut(segment_start())?;
         }
@@ -195,8 +201,7 @@ impl Wal {
     /// Deletes every segment older than `keep_from` (never the current one).
     pub fn release_before(&mut self, keep_from: u64) -> Result<()> {
         let keep_from = keep_from.min(self.seq);
-        let (old, rest): (Vec<u64>, Vec<u64>) =
-            self.segments.iter().partition(|&&s| s < keep_from);
+        let (old, rest): (Vec<u64>, Vec<u64>) = self.segments.iter().partition(|&&s| s < keep_from);
         for s in &old {
             std::fs::remove_file(segment_path(&self.dir, *s))?;
         }
