@@ -2,10 +2,15 @@
 //! leaves through `tonic::Status::from(EtcdError)`; an RPC whose issue has not landed yet
 //! answers `Unimplemented` with a message naming it.
 
+// Declared first: its `unimplemented_unary!` macro is used by the modules below.
+#[macro_use]
+mod unimplemented;
+
 mod cluster;
 mod kv;
+mod lease;
 mod maintenance;
-mod unimplemented;
+mod watch;
 
 use std::sync::Arc;
 
@@ -42,12 +47,8 @@ pub fn routes(server: Arc<EtcdServer>) -> Routes {
         ClusterServer::new(cluster::ClusterService(server.clone()))
             .max_decoding_message_size(max_recv),
     );
-    b.add_service(
-        WatchServer::new(unimplemented::WatchService).max_decoding_message_size(max_recv),
-    );
-    b.add_service(
-        LeaseServer::new(unimplemented::LeaseService).max_decoding_message_size(max_recv),
-    );
+    b.add_service(WatchServer::new(watch::WatchService).max_decoding_message_size(max_recv));
+    b.add_service(LeaseServer::new(lease::LeaseService).max_decoding_message_size(max_recv));
     b.add_service(
         AuthServer::new(unimplemented::AuthService(server.clone()))
             .max_decoding_message_size(max_recv),

@@ -1,4 +1,4 @@
-//! Services whose issues have not landed yet (Watch, Lease, Auth, Lock, Election). Each RPC
+//! Services whose issues have not landed yet (Auth, Lock, Election). Each RPC
 //! answers gRPC `Unimplemented` with a message naming it, never a panic or a fake answer.
 //! The one exception is `Auth.AuthStatus`, which truthfully reports auth as disabled.
 
@@ -8,8 +8,6 @@ use std::sync::Arc;
 
 use futures::Stream;
 use oxcd_api::etcdserverpb::auth_server::Auth;
-use oxcd_api::etcdserverpb::lease_server::Lease;
-use oxcd_api::etcdserverpb::watch_server::Watch;
 use oxcd_api::etcdserverpb::*;
 use oxcd_api::v3electionpb::election_server::Election;
 use oxcd_api::v3electionpb::{
@@ -19,11 +17,11 @@ use oxcd_api::v3electionpb::{
 use oxcd_api::v3lockpb::lock_server::Lock;
 use oxcd_api::v3lockpb::{LockRequest, LockResponse, UnlockRequest, UnlockResponse};
 use oxcd_api::EtcdError;
-use tonic::{Request, Response, Status, Streaming};
+use tonic::{Request, Response, Status};
 
 use crate::server::EtcdServer;
 
-type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+pub(crate) type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// Generates unary methods that answer `Unimplemented("<Service>.<Method>")`. They are
 /// written in the form `#[async_trait]` expands to, because that attribute does not see
@@ -41,39 +39,6 @@ macro_rules! unimplemented_unary {
             Box::pin(async { Err(EtcdError::Unimplemented(concat!($svc, ".", $label)).into()) })
         }
     )*};
-}
-
-pub struct WatchService;
-
-#[tonic::async_trait]
-impl Watch for WatchService {
-    type WatchStream = BoxStream<WatchResponse>;
-    async fn watch(
-        &self,
-        _: Request<Streaming<WatchRequest>>,
-    ) -> Result<Response<Self::WatchStream>, Status> {
-        Err(EtcdError::Unimplemented("Watch.Watch").into())
-    }
-}
-
-pub struct LeaseService;
-
-#[tonic::async_trait]
-impl Lease for LeaseService {
-    unimplemented_unary! { "Lease";
-        lease_grant: LeaseGrantRequest => LeaseGrantResponse, "LeaseGrant";
-        lease_revoke: LeaseRevokeRequest => LeaseRevokeResponse, "LeaseRevoke";
-        lease_time_to_live: LeaseTimeToLiveRequest => LeaseTimeToLiveResponse, "LeaseTimeToLive";
-        lease_leases: LeaseLeasesRequest => LeaseLeasesResponse, "LeaseLeases";
-    }
-
-    type LeaseKeepAliveStream = BoxStream<LeaseKeepAliveResponse>;
-    async fn lease_keep_alive(
-        &self,
-        _: Request<Streaming<LeaseKeepAliveRequest>>,
-    ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
-        Err(EtcdError::Unimplemented("Lease.LeaseKeepAlive").into())
-    }
 }
 
 pub struct AuthService(pub Arc<EtcdServer>);
