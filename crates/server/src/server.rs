@@ -177,7 +177,7 @@ impl EtcdServer {
     }
 
     /// Proposes `request` and waits for its apply result.
-    async fn propose(&self, request: Request) -> Result<Applied, EtcdError> {
+    pub(crate) async fn propose(&self, request: Request) -> Result<Applied, EtcdError> {
         let applied = self.applied.load(Ordering::Acquire);
         if self.status.commit().saturating_sub(applied) > MAX_GAP_BETWEEN_APPLY_AND_COMMIT {
             return Err(EtcdError::TooManyRequests);
