@@ -96,7 +96,7 @@ export OXCD_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/oxcd"
 if step "cargo build (workspace, all targets)" 2400 cargo test --workspace --no-run; then
   step "cargo test --workspace (oxcd)" 1800 env OXCD_TEST_SERVER=oxcd cargo test --workspace --no-fail-fast
   step "cargo compat tests (real etcd)" 900 \
-    env OXCD_TEST_SERVER=etcd cargo test --no-fail-fast -p oxcd-server --test etcdctl_kv --test errors
+    env OXCD_TEST_SERVER=etcd cargo test --no-fail-fast -p oxcd-server --test etcdctl_kv --test errors --test kv_client
   step "python tests (oxcd)" 600 env OXCD_TEST_SERVER=oxcd bash -c pytest_run
 else
   FAILED+=("cargo test --workspace (oxcd): skipped, build failed")

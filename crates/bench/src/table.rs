@@ -88,9 +88,17 @@ const EXTRAS: &[(&str, &str)] = &[
 
 fn add_report(rows: &mut Rows, server: &str, r: &Report) {
     rows.set("ops/s", server, Cell::Num(r.ops_per_sec));
-    rows.set("p50 ms", server, Cell::Num(r.latency_ms.p50));
-    rows.set("p99 ms", server, Cell::Num(r.latency_ms.p99));
-    rows.set("p99.9 ms", server, Cell::Num(r.latency_ms.p999));
+    // No successful op, no latency: a dash, not a misleading 0.
+    let lat = |v: f64| {
+        if r.ops > 0 {
+            Cell::Num(v)
+        } else {
+            Cell::Text("-".into())
+        }
+    };
+    rows.set("p50 ms", server, lat(r.latency_ms.p50));
+    rows.set("p99 ms", server, lat(r.latency_ms.p99));
+    rows.set("p99.9 ms", server, lat(r.latency_ms.p999));
     rows.set(
         "errors",
         server,
@@ -131,7 +139,10 @@ fn render(input: &str, servers: &[String]) -> Result<String, String> {
             }
         }
         if let Some(e) = &line.error {
-            let short: String = e.chars().take(40).collect();
+            let e = e
+                .trim_start_matches("oxcd-bench: ")
+                .replace("grpc error ", "");
+            let short: String = e.chars().take(44).collect();
             rows.set("error", &line.server, Cell::Text(short));
         }
     }

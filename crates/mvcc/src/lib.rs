@@ -8,6 +8,8 @@
 //!   revision; compaction.
 //! - [`kv_apply`]: etcd's applier for Range, Put, DeleteRange, Txn and Compaction.
 //! - [`validate`]: etcd's gRPC-level request checks.
+//! - [`watch`]: the watchable store (etcd's `watchableStore`): watchers, their groups,
+//!   catch-up from history and victims.
 //!
 //! Invariant: nothing here builds a `tonic::Status`; errors are [`Error`], convertible to
 //! `oxcd_api::EtcdError`.
@@ -20,6 +22,7 @@ pub mod read;
 pub mod revision;
 pub mod store;
 pub mod validate;
+pub mod watch;
 pub mod write;
 
 #[cfg(test)]

@@ -32,9 +32,9 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 
-use oxcd_api::mvccpb::KeyValue;
+use oxcd_api::mvccpb::{Event, KeyValue};
 use oxcd_storage::backend::{KEY_TABLE, META_TABLE};
 use oxcd_storage::redb::ReadableTable;
 use oxcd_storage::{Backend, WriteTx};
@@ -70,6 +70,18 @@ pub struct Store {
     published_rev: AtomicI64,
     /// Held by the one writer (a write txn or a compaction) for its duration.
     pub(crate) writer: Mutex<()>,
+    /// The watchable store, once one is attached: it receives each published batch's
+    /// events (see [`crate::watch`]).
+    pub(crate) watch_sink: OnceLock<Weak<dyn EventSink>>,
+    /// Events of the write txns ended since the last publish (only kept while a sink is
+    /// attached).
+    pub(crate) pending_events: Mutex<Vec<Event>>,
+}
+
+/// Receives, in revision order, the events of every published batch (the watchable store).
+/// Called by [`Store::publish`] on the writer's thread; must not block for long.
+pub(crate) trait EventSink: Send + Sync {
+    fn published(&self, rev: i64, events: Vec<Event>);
 }
 
 impl std::fmt::Debug for Store {
@@ -124,6 +136,8 @@ impl Store {
             current_rev: AtomicI64::new(current_rev),
             published_rev: AtomicI64::new(current_rev),
             writer: Mutex::new(()),
+            watch_sink: OnceLock::new(),
+            pending_events: Mutex::new(Vec::new()),
         };
         if let Some(scheduled) = scheduled.filter(|&s| s > compact_rev) {
             tracing::info!(
@@ -171,9 +185,19 @@ impl Store {
 
     /// Makes every write txn ended so far visible to readers. Call it after the `WriteTx`
     /// holding them committed.
+    /// With a watchable store attached, it then hands it the batch's events.
     pub fn publish(&self) {
-        self.published_rev
-            .store(self.current_revision(), Ordering::Release);
+        let rev = self.current_revision();
+        self.published_rev.store(rev, Ordering::Release);
+        if let Some(sink) = self.watch_sink.get().and_then(Weak::upgrade) {
+            let events = std::mem::take(&mut *self.pending_events.lock());
+            sink.published(rev, events);
+        }
+    }
+
+    /// Whether write txns must keep their events for a watchable store.
+    pub(crate) fn keeps_events(&self) -> bool {
+        self.watch_sink.get().is_some_and(|w| w.strong_count() > 0)
     }
 
     /// A consistent read view at the published revision.
@@ -316,3 +340,17 @@ fn delete_compacted(wtx: &mut WriteTx, rev: i64, keep: &HashSet<Revision>) -> Re
 
 #[cfg(test)]
 mod tests;
+
+impl Store {
+    /// Rebuilds the index and revisions from the backend after its tables were replaced
+    /// wholesale (a Raft snapshot from the leader was installed).
+    pub fn reload(&self) -> Result<()> {
+        let _writer = self.writer.lock();
+        let fresh = Store::open(Arc::clone(&self.backend))?;
+        let rev = fresh.current_revision();
+        *self.index.write() = fresh.index.into_inner();
+        self.current_rev.store(rev, Ordering::Release);
+        self.published_rev.store(rev, Ordering::Release);
+        Ok(())
+    }
+}

@@ -140,16 +140,24 @@ impl<'a> WriteTxn<'a> {
 
     /// Ends the txn and returns its changes as watch events: a put's event carries the kv;
     /// a delete's carries the key with `mod_revision` set to the txn's revision (as etcd's
-    /// watchable store does).
+    /// watchable store does). With a watchable store attached, the events are also kept
+    /// for it until the next [`Store::publish`].
     pub fn end(mut self) -> Vec<Event> {
+        self.finish()
+    }
+
+    /// Moves the store's current revision past this txn (if it changed anything) and turns
+    /// its changes into events, keeping a copy for the watchable store.
+    fn finish(&mut self) -> Vec<Event> {
         let rev = self.write_rev();
         let changes = std::mem::take(&mut self.changes);
-        if !changes.is_empty() {
-            self.store
-                .current_rev
-                .store(rev, std::sync::atomic::Ordering::Release);
+        if changes.is_empty() {
+            return Vec::new();
         }
-        changes
+        self.store
+            .current_rev
+            .store(rev, std::sync::atomic::Ordering::Release);
+        let events: Vec<Event> = changes
             .into_iter()
             .map(|mut kv| {
                 let r#type = if kv.create_revision == 0 {
@@ -164,17 +172,22 @@ impl<'a> WriteTxn<'a> {
                     prev_kv: None,
                 }
             })
-            .collect()
+            .collect();
+        if self.store.keeps_events() {
+            self.store
+                .pending_events
+                .lock()
+                .extend(events.iter().cloned());
+        }
+        events
     }
 }
 
 impl Drop for WriteTxn<'_> {
+    /// A txn dropped without [`WriteTxn::end`] (e.g. on an error) still consumed its
+    /// revision; its changes are in the backend, so watchers get them too.
     fn drop(&mut self) {
-        if !self.changes.is_empty() {
-            self.store
-                .current_rev
-                .store(self.write_rev(), std::sync::atomic::Ordering::Release);
-        }
+        self.finish();
     }
 }
 

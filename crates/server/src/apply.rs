@@ -16,18 +16,18 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::Duration;
 
-use oxcd_api::etcdserverpb::{
-    request_op, DeleteRangeResponse, PutResponse, TxnRequest, TxnResponse,
-};
+use oxcd_api::etcdserverpb::{DeleteRangeResponse, PutResponse, TxnResponse};
 use oxcd_api::oxcdpb::internal_request::Request;
 use oxcd_api::oxcdpb::InternalRequest;
 use oxcd_api::EtcdError;
 use oxcd_mvcc::Store;
 use oxcd_storage::{Backend, WriteTx};
+use parking_lot::RwLock;
 use prost::Message;
 use raft::eraftpb::{Entry, EntryType};
 use tokio::sync::watch;
 
+use crate::membership::RaftCluster;
 use crate::raft_node::{fatal, ApplyBatch, RaftMsg};
 use crate::wait::Wait;
 
@@ -38,6 +38,13 @@ pub enum Applied {
     DeleteRange(DeleteRangeResponse),
     Txn(TxnResponse),
     Compaction,
+    /// A membership change or member update was applied.
+    Membership,
+    /// This member was removed from the cluster.
+    RemovedSelf,
+    LeaseGrant(oxcd_api::etcdserverpb::LeaseGrantResponse),
+    LeaseRevoke(oxcd_api::etcdserverpb::LeaseRevokeResponse),
+    LeaseCheckpoint,
 }
 
 /// The result a waiting request receives.
@@ -51,6 +58,9 @@ pub struct Applier {
     pub applied: Arc<AtomicU64>,
     pub applied_tx: watch::Sender<u64>,
     pub raft_tx: Sender<RaftMsg>,
+    pub cluster: Arc<RwLock<RaftCluster>>,
+    pub member_id: u64,
+    pub leases: crate::apply_lease::LeaseCtx,
     pub snapshot_count: u64,
     /// Applied index at the last log compaction request.
     pub snapshot_index: u64,
@@ -61,13 +71,23 @@ impl Applier {
     pub fn run(mut self, rx: Receiver<ApplyBatch>) {
         loop {
             match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(batch) => {
-                    let mut entries = batch.entries;
-                    // Merge whatever else is queued into the same backend transaction.
+                Ok(ApplyBatch::Snapshot { index, rows }) => self.apply_snapshot(index, rows),
+                Ok(ApplyBatch::Entries(mut entries)) => {
+                    // Merge the entries queued behind into the same backend transaction.
+                    let mut next = None;
                     while let Ok(more) = rx.try_recv() {
-                        entries.extend(more.entries);
+                        match more {
+                            ApplyBatch::Entries(es) => entries.extend(es),
+                            snap => {
+                                next = Some(snap);
+                                break;
+                            }
+                        }
                     }
                     self.apply_entries(entries);
+                    if let Some(ApplyBatch::Snapshot { index, rows }) = next {
+                        self.apply_snapshot(index, rows);
+                    }
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     if self.backend.commit_due() {
@@ -100,11 +120,21 @@ impl Applier {
             Err(e) => fatal(&format!("opening backend transaction: {e}")),
         };
         let mut results = Vec::new();
-        for e in entries.iter().filter(|e| e.index > applied) {
+        let mut removed_self = false;
+        for e in &entries {
+            if e.index <= applied {
+                // Already in the backend (a snapshot brought it), but Raft must still learn
+                // of membership changes.
+                if e.get_entry_type() == EntryType::EntryConfChange {
+                    self.apply_conf_change(None, e);
+                }
+                continue;
+            }
             match e.get_entry_type() {
                 EntryType::EntryNormal => {
                     if e.data.is_empty() {
-                        continue; // a new leader's empty entry
+                        self.on_leader_entry(); // a new leader's empty entry
+                        continue;
                     }
                     match InternalRequest::decode(&e.data[..]) {
                         Ok(req) => {
@@ -114,10 +144,15 @@ impl Applier {
                         Err(err) => fatal(&format!("undecodable raft entry {}: {err}", e.index)),
                     }
                 }
-                EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
-                    // Membership changes arrive with clusters (a later issue); a
-                    // single-member log never contains one.
-                    tracing::warn!(index = e.index, "ignoring conf change entry");
+                EntryType::EntryConfChange => {
+                    if let Some((id, r)) = self.apply_conf_change(Some(&mut wtx), e) {
+                        removed_self |= matches!(r, Ok(Applied::RemovedSelf));
+                        results.push((id, r));
+                    }
+                }
+                EntryType::EntryConfChangeV2 => {
+                    // oxcd proposes only single-step (v1) changes, as etcd does.
+                    fatal(&format!("unexpected ConfChangeV2 entry at {}", e.index));
                 }
             }
         }
@@ -133,6 +168,13 @@ impl Applier {
         for (id, r) in results {
             self.wait.trigger(id, r);
         }
+        if removed_self {
+            if let Err(e) = self.backend.force_commit() {
+                fatal(&format!("committing backend: {e}"));
+            }
+            tracing::warn!("this member has been permanently removed from the cluster; stopping");
+            std::process::exit(0);
+        }
         if last_index - self.snapshot_index >= self.snapshot_count {
             self.trigger_snapshot(last_index);
         }
@@ -144,35 +186,36 @@ impl Applier {
         };
         let result = match request {
             Request::Put(r) => {
-                if r.lease != 0 {
-                    // No lease can exist until the Lease service is built.
-                    return Err(EtcdError::LeaseNotFound);
-                }
+                self.check_put_lease(&r)?;
                 self.store.write(wtx).and_then(|mut txn| {
                     let resp = oxcd_mvcc::kv_apply::put(&mut txn, &r);
-                    txn.end();
+                    self.attach_leases(&txn.end());
                     resp.map(Applied::Put)
                 })
             }
             Request::DeleteRange(r) => self.store.write(wtx).and_then(|mut txn| {
                 let resp = oxcd_mvcc::kv_apply::delete_range(&mut txn, &r);
-                txn.end();
+                self.attach_leases(&txn.end());
                 resp.map(Applied::DeleteRange)
             }),
             Request::Txn(r) => {
-                if txn_has_lease(&r) {
-                    return Err(EtcdError::LeaseNotFound);
-                }
+                self.check_txn_leases(wtx, &r)?;
                 self.store.write(wtx).and_then(|mut txn| {
                     let resp = oxcd_mvcc::kv_apply::txn(&mut txn, &r);
-                    txn.end();
+                    self.attach_leases(&txn.end());
                     resp.map(Applied::Txn)
                 })
             }
+            Request::LeaseGrant(r) => return self.apply_lease_grant(wtx, &r),
+            Request::LeaseRevoke(r) => return self.apply_lease_revoke(wtx, &r),
+            Request::LeaseCheckpoint(r) => return self.apply_lease_checkpoint(wtx, &r),
             Request::Compaction(r) => self
                 .store
                 .compact(wtx, r.revision)
                 .map(|_| Applied::Compaction),
+            Request::MemberUpdate(m) => {
+                return self.apply_member_update(wtx, m);
+            }
             _ => return Err(EtcdError::Unimplemented("this request")),
         };
         result.map_err(|e| match e {
@@ -190,17 +233,4 @@ impl Applier {
         tracing::info!(index, durable, "triggering snapshot");
         let _ = self.raft_tx.send(RaftMsg::Compact(durable));
     }
-}
-
-/// Whether any put in `txn` (either branch, nested txns included) names a lease. Until the
-/// Lease service exists no lease can, so such a txn fails with "requested lease not found".
-fn txn_has_lease(txn: &TxnRequest) -> bool {
-    txn.success
-        .iter()
-        .chain(&txn.failure)
-        .any(|op| match &op.request {
-            Some(request_op::Request::RequestPut(p)) => p.lease != 0,
-            Some(request_op::Request::RequestTxn(t)) => txn_has_lease(t),
-            _ => false,
-        })
 }

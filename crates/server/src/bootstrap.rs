@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use oxcd_mvcc::Store;
 use oxcd_storage::backend::META_TABLE;
 use oxcd_storage::{Backend, BackendConfig, RaftLog};
+use parking_lot::RwLock;
 use raft::eraftpb::ConfState;
 use tokio::sync::watch;
 
@@ -27,9 +28,12 @@ use crate::error::{Error, Result};
 use crate::membership::RaftCluster;
 use crate::raft_node::{RaftMsg, RaftNode, RaftNodeConfig, RaftStatus};
 use crate::server::{EtcdServer, ServerSettings};
+use crate::snapshot::SnapshotInbox;
+use crate::transport::Transport;
 use crate::wait::Wait;
 
-const META_LOCAL_MEMBER_ID: &str = "local_member_id";
+/// Backend meta key of this member's own id (kept when a snapshot replaces the backend).
+pub const META_LOCAL_MEMBER_ID: &str = "local_member_id";
 
 /// What a member needs to start.
 #[derive(Debug, Clone)]
@@ -40,7 +44,9 @@ pub struct NodeConfig {
     pub initial_cluster: Vec<(String, Vec<String>)>,
     pub initial_cluster_token: String,
     pub initial_cluster_state_new: bool,
+    pub advertise_peer_urls: Vec<String>,
     pub advertise_client_urls: Vec<String>,
+    pub pre_vote: bool,
     pub max_request_bytes: usize,
     pub max_txn_ops: usize,
     pub snapshot_count: u64,
@@ -48,6 +54,8 @@ pub struct NodeConfig {
     pub heartbeat: Duration,
     pub election_ticks: usize,
     pub election_timeout: Duration,
+    /// `--experimental-enable-lease-checkpoint`.
+    pub enable_lease_checkpoint: bool,
 }
 
 /// A running member: its server state and the Raft and apply threads.
@@ -66,8 +74,10 @@ impl Node {
             BackendConfig::default(),
         )?);
         let mut log = RaftLog::open(&member_dir.join("wal"))?;
-        let (member_id, cluster) = if log.is_new() {
+        let (member_id, cluster) = if log.is_new() && cfg.initial_cluster_state_new {
             bootstrap_new(&cfg, &backend, &mut log)?
+        } else if log.is_new() {
+            join_existing(&cfg, &backend)?
         } else {
             let cluster = RaftCluster::load(&backend)?;
             let id = load_local_id(&backend)?;
@@ -84,8 +94,9 @@ impl Node {
             (id, cluster)
         };
         let store = Arc::new(Store::open(backend.clone())?);
+        let lessor = crate::apply_lease::open_lessor(&cfg, &backend, &store)?;
         let (consistent_index, _) = backend.consistent_index()?;
-        let campaign_now = cluster.members.len() == 1;
+        let campaign_now = cluster.members.len() == 1 && cluster.members.contains_key(&member_id);
         tracing::info!(
             member_id = format!("{member_id:x}"),
             cluster_id = format!("{:x}", cluster.cluster_id),
@@ -95,6 +106,22 @@ impl Node {
         );
 
         let (raft_tx, raft_rx) = mpsc::channel::<RaftMsg>();
+        let transport = Transport::new(
+            tokio::runtime::Handle::current(),
+            cluster.cluster_id,
+            member_id,
+            raft_tx.clone(),
+            backend.clone(),
+        );
+        for m in cluster.members.values() {
+            transport.add_peer(m.id, m.peer_urls.clone());
+        }
+        let inbox = Arc::new(SnapshotInbox::default());
+        let is_learner = cluster
+            .members
+            .get(&member_id)
+            .is_some_and(|m| m.is_learner);
+        let cluster = Arc::new(RwLock::new(cluster));
         let (apply_tx, apply_rx) = mpsc::channel();
         let status = Arc::new(RaftStatus::default());
         let applied = Arc::new(AtomicU64::new(0));
@@ -106,13 +133,17 @@ impl Node {
                 applied: consistent_index,
                 catchup_entries: cfg.snapshot_catchup_entries,
                 campaign_now,
+                pre_vote: cfg.pre_vote,
             },
             log,
+            transport,
+            inbox.clone(),
             raft_rx,
             apply_tx,
             status.clone(),
             applied.clone(),
         )?;
+        status.is_learner.store(is_learner, Ordering::Release);
         let start_applied = applied.load(Ordering::Acquire);
         let (applied_tx, applied_rx) = watch::channel(start_applied);
         let wait = Arc::new(Wait::default());
@@ -123,6 +154,13 @@ impl Node {
             applied: applied.clone(),
             applied_tx,
             raft_tx: raft_tx.clone(),
+            cluster: cluster.clone(),
+            member_id,
+            leases: crate::apply_lease::LeaseCtx {
+                lessor: lessor.clone(),
+                status: status.clone(),
+                promote_extend: cfg.election_timeout,
+            },
             snapshot_count: cfg.snapshot_count.max(1),
             snapshot_index: start_applied,
         };
@@ -139,7 +177,18 @@ impl Node {
             request_timeout: Duration::from_secs(5) + 2 * cfg.election_timeout,
         };
         let server = Arc::new(EtcdServer::new(
-            settings, member_id, cluster, backend, store, status, applied, applied_rx, wait,
+            settings,
+            member_id,
+            cluster,
+            backend,
+            store,
+            status,
+            applied,
+            applied_rx,
+            wait,
+            inbox,
+            cfg.initial_cluster_token.clone(),
+            crate::lease_server::LeaseHub::new(lessor),
             raft_tx,
         ));
         Ok(Node {
@@ -181,18 +230,6 @@ fn bootstrap_new(
     backend: &Backend,
     log: &mut RaftLog,
 ) -> Result<(u64, RaftCluster)> {
-    if !cfg.initial_cluster_state_new {
-        return Err(Error::Config(
-            "--initial-cluster-state=existing: joining an existing cluster is not supported yet"
-                .into(),
-        ));
-    }
-    if cfg.initial_cluster.len() > 1 {
-        return Err(Error::Config(format!(
-            "--initial-cluster lists {} members; clusters of more than one member are not supported yet",
-            cfg.initial_cluster.len()
-        )));
-    }
     let cluster = RaftCluster::from_initial(&cfg.initial_cluster, &cfg.initial_cluster_token);
     let Some(me) = cluster.members.values().find(|m| m.name == cfg.name) else {
         return Err(Error::Config(format!(
@@ -201,14 +238,7 @@ fn bootstrap_new(
         )));
     };
     let member_id = me.id;
-    let mut tx = backend.write_tx()?;
-    cluster.save(&mut tx)?;
-    tx.tx
-        .open_table(META_TABLE)
-        .map_err(oxcd_storage::Error::from)?
-        .insert(META_LOCAL_MEMBER_ID, member_id.to_be_bytes().as_slice())
-        .map_err(oxcd_storage::Error::from)?;
-    backend.commit_durable(tx)?;
+    save_identity(backend, member_id, &cluster)?;
     log.bootstrap(ConfState {
         voters: cluster.members.keys().copied().collect(),
         ..Default::default()
@@ -219,6 +249,83 @@ fn bootstrap_new(
         "bootstrapped new cluster"
     );
     Ok((member_id, cluster))
+}
+
+fn save_identity(backend: &Backend, member_id: u64, cluster: &RaftCluster) -> Result<()> {
+    let mut tx = backend.write_tx()?;
+    cluster.save(&mut tx)?;
+    tx.tx
+        .open_table(META_TABLE)
+        .map_err(oxcd_storage::Error::from)?
+        .insert(META_LOCAL_MEMBER_ID, member_id.to_be_bytes().as_slice())
+        .map_err(oxcd_storage::Error::from)?;
+    backend.commit_durable(tx)?;
+    Ok(())
+}
+
+/// `--initial-cluster-state=existing` on a new data dir: ask the listed members for the
+/// cluster, find ourselves by our advertised peer URLs (`member add` put us there), and
+/// start with an empty log; the leader catches us up with a snapshot.
+fn join_existing(cfg: &NodeConfig, backend: &Backend) -> Result<(u64, RaftCluster)> {
+    let mut mine = cfg.advertise_peer_urls.clone();
+    mine.sort();
+    let mut last_err = String::from("no other member listed in --initial-cluster");
+    for (name, urls) in &cfg.initial_cluster {
+        if *name == cfg.name {
+            continue;
+        }
+        for u in urls {
+            match fetch_members(u) {
+                Ok(resp) => {
+                    let Some(me) = resp.members.iter().find(|m| {
+                        let mut theirs = m.peer_urls.clone();
+                        theirs.sort();
+                        theirs == mine
+                    }) else {
+                        return Err(Error::Config(format!(
+                            "member with peer URLs {} has not been added to the cluster at {u}; run `etcdctl member add` first",
+                            mine.join(",")
+                        )));
+                    };
+                    let cluster = RaftCluster {
+                        cluster_id: resp.cluster_id,
+                        members: resp.members.iter().map(|m| (m.id, m.clone())).collect(),
+                    };
+                    let id = me.id;
+                    save_identity(backend, id, &cluster)?;
+                    tracing::info!(
+                        member_id = format!("{id:x}"),
+                        cluster_id = format!("{:x}", cluster.cluster_id),
+                        "joining existing cluster"
+                    );
+                    return Ok((id, cluster));
+                }
+                Err(e) => last_err = format!("{u}: {e}"),
+            }
+        }
+    }
+    Err(Error::Config(format!(
+        "cannot fetch cluster info from the members in --initial-cluster: {last_err}"
+    )))
+}
+
+fn fetch_members(url: &str) -> Result<oxcd_api::oxcdpb::MembersResponse> {
+    let url = url.to_string();
+    // Called from a blocking start-up task: run the call on the runtime and wait for it.
+    let handle = tokio::runtime::Handle::current();
+    handle.block_on(async move {
+        let ep = tonic::transport::Endpoint::from_shared(url)
+            .map_err(|e| Error::Config(e.to_string()))?
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(5));
+        let ch = ep.connect().await?;
+        let mut c = oxcd_api::oxcdpb::raft_peer_client::RaftPeerClient::new(ch);
+        let r = c
+            .members(oxcd_api::oxcdpb::MembersRequest {})
+            .await
+            .map_err(|e| Error::Config(e.message().to_string()))?;
+        Ok(r.into_inner())
+    })
 }
 
 fn load_local_id(backend: &Backend) -> Result<u64> {

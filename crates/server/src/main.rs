@@ -4,14 +4,21 @@
 //! the backend).
 
 mod apply;
+mod apply_lease;
+mod apply_membership;
 mod bootstrap;
 mod config;
 mod error;
+mod lease_server;
+mod lessor_loop;
 mod logging;
 mod membership;
+mod peer;
 mod raft_node;
 mod server;
 mod services;
+mod snapshot;
+mod transport;
 mod wait;
 
 use std::net::SocketAddr;
@@ -19,7 +26,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::bootstrap::{Node, NodeConfig};
 use crate::error::{Error, Result};
@@ -77,26 +83,55 @@ async fn run(cfg: config::Config) -> Result<()> {
         tracing::info!(address = %addr, "serving client traffic");
         listeners.push(l);
     }
+    let mut peer_listeners = Vec::new();
+    for u in &cfg.listen_peer_urls {
+        let addr = bind_addr(u)?;
+        let l = TcpListener::bind(addr)
+            .await
+            .map_err(|e| Error::Config(format!("listen on {}: {e}", config::format_url(u))))?;
+        tracing::info!(address = %addr, "serving peer traffic");
+        peer_listeners.push(l);
+    }
     let node = tokio::task::spawn_blocking(move || Node::start(node_cfg))
         .await
         .map_err(|e| Error::Config(format!("start-up task failed: {e}")))??;
-    if !node.wait_ready(Duration::from_secs(10)).await {
+    {
+        let server = node.server.clone();
+        let name = cfg.name.clone();
+        tokio::spawn(async move { server.publish_attributes(name).await });
+    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    lessor_loop::spawn(node.server.clone());
+    let mut servers = Vec::new();
+    for l in peer_listeners {
+        let mut rx = stop_rx.clone();
+        let svc = oxcd_api::oxcdpb::raft_peer_server::RaftPeerServer::new(peer::PeerService(
+            node.server.clone(),
+        ))
+        .max_decoding_message_size(usize::MAX);
+        let srv = tonic::transport::Server::builder()
+            .add_service(svc)
+            .serve_with_incoming_shutdown(incoming(l), async move {
+                let _ = rx.wait_for(|s| *s).await;
+            });
+        servers.push(tokio::spawn(srv));
+    }
+    services::set_progress_report_interval(cfg.watch_progress_notify_interval);
+    // Peers first: a leader can only be elected once members hear each other.
+    if !node.wait_ready(Duration::from_secs(5)).await {
         tracing::warn!("no leader yet; serving anyway (requests wait for one)");
     } else {
         tracing::info!("ready to serve client requests");
     }
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let routes = services::routes(node.server.clone());
-    let mut servers = Vec::new();
     for l in listeners {
         let mut rx = stop_rx.clone();
         let srv = tonic::transport::Server::builder()
-            .tcp_nodelay(true)
             .max_concurrent_streams(Some(u32::MAX))
             .http2_keepalive_interval(Some(Duration::from_secs(60)))
             .add_routes(routes.clone())
-            .serve_with_incoming_shutdown(TcpListenerStream::new(l), async move {
+            .serve_with_incoming_shutdown(incoming(l), async move {
                 let _ = rx.wait_for(|s| *s).await;
             });
         servers.push(tokio::spawn(srv));
@@ -105,6 +140,7 @@ async fn run(cfg: config::Config) -> Result<()> {
     shutdown_signal().await;
     tracing::info!("received shutdown signal; stopping gracefully");
     let _ = stop_tx.send(true);
+    node.server.leases.stop();
     for s in servers {
         match s.await {
             Ok(Err(e)) => tracing::warn!(error = %e, "client listener ended with an error"),
@@ -130,6 +166,12 @@ fn node_config(cfg: &config::Config) -> NodeConfig {
             .collect(),
         initial_cluster_token: cfg.initial_cluster_token.clone(),
         initial_cluster_state_new: cfg.initial_cluster_state == config::ClusterState::New,
+        advertise_peer_urls: cfg
+            .initial_advertise_peer_urls
+            .iter()
+            .map(config::format_url)
+            .collect(),
+        pre_vote: cfg.pre_vote,
         advertise_client_urls: cfg
             .advertise_client_urls
             .iter()
@@ -142,7 +184,15 @@ fn node_config(cfg: &config::Config) -> NodeConfig {
         heartbeat: cfg.heartbeat_interval,
         election_ticks: cfg.election_ticks(),
         election_timeout: cfg.election_timeout,
+        enable_lease_checkpoint: cfg.enable_lease_checkpoint,
     }
+}
+
+/// Accepted connections with Nagle's algorithm off (the builder's `tcp_nodelay` does not
+/// apply to a listener we bound ourselves; without this, small replies wait ~40 ms for
+/// delayed ACKs).
+fn incoming(l: TcpListener) -> tonic::transport::server::TcpIncoming {
+    tonic::transport::server::TcpIncoming::from(l).with_nodelay(Some(true))
 }
 
 /// Whether the data dir holds no Raft log yet (the member will bootstrap).

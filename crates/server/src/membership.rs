@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use oxcd_api::etcdserverpb::Member;
 use oxcd_api::oxcdpb::MemberAttributes;
-use oxcd_storage::backend::MEMBERS_TABLE;
+use oxcd_storage::backend::{MEMBERS_TABLE, META_TABLE};
 use oxcd_storage::redb::ReadableTable;
 use oxcd_storage::{Backend, WriteTx};
 use prost::Message;
@@ -21,13 +21,20 @@ use sha1::{Digest, Sha1};
 
 use crate::error::{Error, Result};
 
+/// The cluster id is fixed when the cluster is bootstrapped; membership changes keep it.
+const META_CLUSTER_ID: &str = "cluster_id";
+
 /// etcd's member id for a member with `peer_urls` in the cluster named `token`.
-pub fn compute_member_id(peer_urls: &[String], token: &str) -> u64 {
+pub fn compute_member_id(peer_urls: &[String], token: &str, now_secs: Option<u64>) -> u64 {
     let mut urls: Vec<&str> = peer_urls.iter().map(String::as_str).collect();
     urls.sort_unstable();
     let mut h = Sha1::new();
     h.update(urls.concat().as_bytes());
     h.update(token.as_bytes());
+    // Members added later also hash the time, so a re-added URL gets a new id.
+    if let Some(t) = now_secs {
+        h.update(t.to_string().as_bytes());
+    }
     first_u64(&h.finalize())
 }
 
@@ -61,7 +68,7 @@ impl RaftCluster {
         let members: BTreeMap<u64, MemberAttributes> = members
             .iter()
             .map(|(name, urls)| {
-                let id = compute_member_id(urls, token);
+                let id = compute_member_id(urls, token, None);
                 let attrs = MemberAttributes {
                     id,
                     name: name.clone(),
@@ -92,19 +99,40 @@ impl RaftCluster {
                 .map_err(|e| Error::Corrupt(format!("member record: {e}")))?;
             members.insert(m.id, m);
         }
-        let ids: Vec<u64> = members.keys().copied().collect();
+        let meta = rtx
+            .open_table(META_TABLE)
+            .map_err(oxcd_storage::Error::from)?;
+        let cluster_id = meta
+            .get(META_CLUSTER_ID)
+            .map_err(oxcd_storage::Error::from)?
+            .and_then(|v| <[u8; 8]>::try_from(v.value()).ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0);
         Ok(RaftCluster {
-            cluster_id: if ids.is_empty() {
-                0
-            } else {
-                compute_cluster_id(&ids)
-            },
+            cluster_id,
             members,
         })
     }
 
-    /// Writes every member into `tx`.
+    /// Deletes member `id` from the backend's member table.
+    pub fn delete(tx: &mut WriteTx, id: u64) -> Result<()> {
+        let mut table = tx
+            .tx
+            .open_table(MEMBERS_TABLE)
+            .map_err(oxcd_storage::Error::from)?;
+        table
+            .remove(id.to_be_bytes().as_slice())
+            .map_err(oxcd_storage::Error::from)?;
+        Ok(())
+    }
+
+    /// Writes the cluster id and every member into `tx`.
     pub fn save(&self, tx: &mut WriteTx) -> Result<()> {
+        tx.tx
+            .open_table(META_TABLE)
+            .map_err(oxcd_storage::Error::from)?
+            .insert(META_CLUSTER_ID, self.cluster_id.to_be_bytes().as_slice())
+            .map_err(oxcd_storage::Error::from)?;
         let mut table = tx
             .tx
             .open_table(MEMBERS_TABLE)
@@ -144,7 +172,7 @@ mod tests {
     #[test]
     fn ids_match_etcd_for_the_default_member() {
         // `etcd` with no flags reports member 8e9e05c52164694d in cluster cdf818194e3a8c32.
-        let id = compute_member_id(&["http://localhost:2380".to_string()], "etcd-cluster");
+        let id = compute_member_id(&["http://localhost:2380".to_string()], "etcd-cluster", None);
         assert_eq!(format!("{id:x}"), "8e9e05c52164694d");
         assert_eq!(
             format!("{:x}", compute_cluster_id(&[id])),

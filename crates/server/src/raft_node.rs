@@ -18,13 +18,16 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use oxcd_api::oxcdpb::BackendRow;
 use oxcd_api::EtcdError;
 use oxcd_storage::RaftLog;
-use raft::eraftpb::{Entry, Message};
-use raft::{RawNode, StateRole};
+use raft::eraftpb::{ConfChange, ConfChangeType, ConfState, Entry, Message};
+use raft::{RawNode, SnapshotStatus, StateRole};
 use tokio::sync::oneshot;
 
 use crate::error::Result;
+use crate::snapshot::SnapshotInbox;
+use crate::transport::Transport;
 
 /// Requests to the Raft thread.
 pub enum RaftMsg {
@@ -33,8 +36,31 @@ pub enum RaftMsg {
         data: Vec<u8>,
         done: oneshot::Sender<Result<(), EtcdError>>,
     },
+    /// Propose a membership change; `context` is an encoded `ConfChangeContext`.
+    ProposeConfChange {
+        cc: ConfChange,
+        context: Vec<u8>,
+        done: oneshot::Sender<Result<(), EtcdError>>,
+    },
     /// Ask for a read index (linearizable read); answered with the index to wait for.
     ReadIndex(oneshot::Sender<Result<u64, EtcdError>>),
+    /// A message from a peer.
+    Step(Message),
+    /// The transport could not deliver to this member.
+    Unreachable(u64),
+    /// The outcome of sending a snapshot to a member.
+    SnapshotStatus(u64, bool),
+    /// From the apply loop: apply a committed conf change to Raft (and start or stop the
+    /// peer's transport), answering with the new membership.
+    ApplyConfChange {
+        cc: ConfChange,
+        peer_urls: Vec<String>,
+        done: std::sync::mpsc::Sender<ConfState>,
+    },
+    /// A member's peer URLs changed.
+    UpdatePeer(u64, Vec<String>),
+    /// Hand leadership to this member (Maintenance.MoveLeader).
+    TransferLeader(u64),
     /// The backend holds everything up to this index durably; the log may be compacted.
     Compact(u64),
     /// Stop the thread (after handing over what is committed).
@@ -48,6 +74,7 @@ pub struct RaftStatus {
     pub term: AtomicU64,
     pub commit: AtomicU64,
     pub is_leader: AtomicBool,
+    pub is_learner: AtomicBool,
 }
 
 impl RaftStatus {
@@ -62,9 +89,12 @@ impl RaftStatus {
     }
 }
 
-/// A batch of committed entries for the apply loop.
-pub struct ApplyBatch {
-    pub entries: Vec<Entry>,
+/// Work for the apply loop, in log order.
+pub enum ApplyBatch {
+    /// Committed entries.
+    Entries(Vec<Entry>),
+    /// A snapshot from the leader: replace the backend with `rows`.
+    Snapshot { index: u64, rows: Vec<BackendRow> },
 }
 
 /// Settings of the Raft thread.
@@ -77,11 +107,15 @@ pub struct RaftNodeConfig {
     pub catchup_entries: u64,
     /// Campaign at once: this member is the only voter.
     pub campaign_now: bool,
+    pub pre_vote: bool,
 }
 
 /// The Raft thread's state.
 pub struct RaftNode {
     node: RawNode<RaftLog>,
+    id: u64,
+    transport: Arc<Transport>,
+    inbox: Arc<SnapshotInbox>,
     rx: Receiver<RaftMsg>,
     apply_tx: Sender<ApplyBatch>,
     status: Arc<RaftStatus>,
@@ -97,9 +131,12 @@ pub struct RaftNode {
 
 impl RaftNode {
     /// Builds the node over `log`. `applied` is the backend's consistent index.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         cfg: RaftNodeConfig,
         mut log: RaftLog,
+        transport: Arc<Transport>,
+        inbox: Arc<SnapshotInbox>,
         rx: Receiver<RaftMsg>,
         apply_tx: Sender<ApplyBatch>,
         status: Arc<RaftStatus>,
@@ -110,6 +147,7 @@ impl RaftNode {
         let last = raft::Storage::last_index(&log)?;
         let applied_idx = cfg.applied.max(log.snapshot_index()).min(last);
         log.set_commit(applied_idx)?;
+        log.set_applied(applied_idx);
         let rcfg = raft::Config {
             id: cfg.id,
             election_tick: cfg.election_ticks,
@@ -118,8 +156,8 @@ impl RaftNode {
             max_size_per_msg: 1 << 20,
             max_inflight_msgs: 512,
             check_quorum: true,
-            pre_vote: true,
             max_committed_size_per_ready: 64 << 20,
+            pre_vote: cfg.pre_vote,
             ..Default::default()
         };
         rcfg.validate()?;
@@ -131,6 +169,9 @@ impl RaftNode {
         applied.store(applied_idx, Ordering::Release);
         Ok(RaftNode {
             node,
+            id: cfg.id,
+            transport,
+            inbox,
             rx,
             apply_tx,
             status,
@@ -169,11 +210,14 @@ impl RaftNode {
                 next_tick = Instant::now() + self.heartbeat;
             }
             self.issue_reads();
-            self.node.advance_apply_to(
-                self.applied
-                    .load(Ordering::Acquire)
-                    .min(self.node.raft.raft_log.committed),
-            );
+            let applied = self
+                .applied
+                .load(Ordering::Acquire)
+                .min(self.node.raft.raft_log.committed);
+            if applied > self.node.raft.raft_log.applied {
+                self.node.advance_apply_to(applied);
+                self.node.mut_store().set_applied(applied);
+            }
             self.on_ready();
             self.publish_status();
             if stop {
@@ -195,19 +239,58 @@ impl RaftNode {
     fn handle(&mut self, m: RaftMsg) -> bool {
         match m {
             RaftMsg::Propose { data, done } => {
-                let r = self.node.propose(vec![], data).map_err(|e| match e {
-                    raft::Error::ProposalDropped => {
-                        if self.node.raft.leader_id == raft::INVALID_ID {
-                            EtcdError::NoLeader
-                        } else {
-                            EtcdError::LeaderChanged
-                        }
-                    }
-                    other => EtcdError::Internal(other.to_string()),
+                let r = self
+                    .node
+                    .propose(vec![], data)
+                    .map_err(|e| proposal_error(&self.node, e));
+                let _ = done.send(r);
+            }
+            RaftMsg::ProposeConfChange { cc, context, done } => {
+                let r = self.check_conf_change(&cc).and_then(|()| {
+                    self.node
+                        .propose_conf_change(context, cc)
+                        .map_err(|e| proposal_error(&self.node, e))
                 });
                 let _ = done.send(r);
             }
             RaftMsg::ReadIndex(tx) => self.pending_reads.push(tx),
+            RaftMsg::Step(msg) => {
+                if let Err(e) = self.node.step(msg) {
+                    tracing::debug!(error = %e, "dropping raft message");
+                }
+            }
+            RaftMsg::Unreachable(id) => self.node.report_unreachable(id),
+            RaftMsg::SnapshotStatus(id, ok) => {
+                let st = if ok {
+                    SnapshotStatus::Finish
+                } else {
+                    SnapshotStatus::Failure
+                };
+                self.node.report_snapshot(id, st);
+            }
+            RaftMsg::ApplyConfChange {
+                cc,
+                peer_urls,
+                done,
+            } => {
+                let cs = match self.node.apply_conf_change(&cc) {
+                    Ok(cs) => cs,
+                    Err(e) => fatal(&format!("applying conf change: {e}")),
+                };
+                if let Err(e) = self.node.mut_store().set_conf_state(cs.clone()) {
+                    fatal(&format!("saving conf state: {e}"));
+                }
+                match cc.get_change_type() {
+                    ConfChangeType::RemoveNode => self.transport.remove_peer(cc.node_id),
+                    _ => self.transport.add_peer(cc.node_id, peer_urls),
+                }
+                self.status
+                    .is_learner
+                    .store(cs.learners.contains(&self.id), Ordering::Release);
+                let _ = done.send(cs);
+            }
+            RaftMsg::UpdatePeer(id, urls) => self.transport.add_peer(id, urls),
+            RaftMsg::TransferLeader(to) => self.node.transfer_leader(to),
             RaftMsg::Compact(durable) => {
                 let idx = durable.saturating_sub(self.catchup_entries);
                 if let Err(e) = self.node.mut_store().compact(idx) {
@@ -245,10 +328,29 @@ impl RaftNode {
         }
         self.send(ready.take_messages());
         if !ready.snapshot().is_empty() {
-            // Snapshots from a leader arrive with clusters (a later issue).
             let snap = ready.snapshot().clone();
+            let index = snap.get_metadata().index;
+            let Some(rows) = self.inbox.take(index) else {
+                fatal(&format!(
+                    "raft snapshot at {index} arrived without its data"
+                ));
+            };
             if let Err(e) = self.node.mut_store().apply_snapshot(&snap) {
                 fatal(&format!("applying raft snapshot: {e}"));
+            }
+            self.status.is_learner.store(
+                snap.get_metadata()
+                    .get_conf_state()
+                    .learners
+                    .contains(&self.id),
+                Ordering::Release,
+            );
+            if self
+                .apply_tx
+                .send(ApplyBatch::Snapshot { index, rows })
+                .is_err()
+            {
+                fatal("apply loop is gone");
             }
         }
         self.forward_committed(ready.take_committed_entries());
@@ -321,16 +423,51 @@ impl RaftNode {
         if entries.is_empty() {
             return;
         }
-        if self.apply_tx.send(ApplyBatch { entries }).is_err() {
+        if self.apply_tx.send(ApplyBatch::Entries(entries)).is_err() {
             fatal("apply loop is gone");
         }
     }
 
     fn send(&self, msgs: Vec<Message>) {
-        for m in msgs {
-            // A single-member cluster has no peers; the peer transport comes with clusters.
-            tracing::debug!(to = m.to, msg_type = ?m.get_msg_type(), "no transport for raft message");
+        if !msgs.is_empty() {
+            self.transport.send(msgs);
         }
+    }
+
+    /// etcd's checks before a membership change: promoting a learner needs the learner to
+    /// have caught up (match >= 90% of the leader's commit index); only the leader knows.
+    fn check_conf_change(&self, cc: &ConfChange) -> Result<(), EtcdError> {
+        let learners = self.node.raft.prs().conf().learners();
+        if cc.get_change_type() == ConfChangeType::AddNode && learners.contains(&cc.node_id) {
+            if self.node.raft.state != StateRole::Leader {
+                return Err(EtcdError::NotLeader);
+            }
+            let matched = self
+                .node
+                .raft
+                .prs()
+                .get(cc.node_id)
+                .map(|p| p.matched)
+                .unwrap_or(0);
+            let committed = self.node.raft.raft_log.committed;
+            if (matched as f64) < (committed as f64) * 0.9 {
+                return Err(EtcdError::LearnerNotReady);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn proposal_error(node: &RawNode<RaftLog>, e: raft::Error) -> EtcdError {
+    match e {
+        raft::Error::ProposalDropped => {
+            if node.raft.leader_id == raft::INVALID_ID {
+                EtcdError::NoLeader
+            } else {
+                EtcdError::LeaderChanged
+            }
+        }
+        other => EtcdError::Internal(other.to_string()),
     }
 }
 

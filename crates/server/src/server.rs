@@ -29,6 +29,7 @@ use tokio::sync::{oneshot, watch};
 use crate::apply::{Applied, ApplyResult};
 use crate::membership::RaftCluster;
 use crate::raft_node::{RaftMsg, RaftStatus};
+use crate::snapshot::SnapshotInbox;
 use crate::wait::Wait;
 
 /// etcd refuses new proposals when the apply loop lags this far behind the commit index.
@@ -47,13 +48,16 @@ pub struct ServerSettings {
 pub struct EtcdServer {
     pub settings: ServerSettings,
     pub member_id: u64,
-    pub cluster: RwLock<RaftCluster>,
+    pub cluster: Arc<RwLock<RaftCluster>>,
     pub backend: Arc<Backend>,
     pub store: Arc<Store>,
     pub status: Arc<RaftStatus>,
     pub applied: Arc<AtomicU64>,
     pub applied_rx: watch::Receiver<u64>,
     pub wait: Arc<Wait<ApplyResult>>,
+    pub snapshot_inbox: Arc<SnapshotInbox>,
+    pub cluster_token: String,
+    pub leases: crate::lease_server::LeaseHub,
     raft_tx: Sender<RaftMsg>,
     next_id: AtomicU64,
 }
@@ -63,13 +67,16 @@ impl EtcdServer {
     pub fn new(
         settings: ServerSettings,
         member_id: u64,
-        cluster: RaftCluster,
+        cluster: Arc<RwLock<RaftCluster>>,
         backend: Arc<Backend>,
         store: Arc<Store>,
         status: Arc<RaftStatus>,
         applied: Arc<AtomicU64>,
         applied_rx: watch::Receiver<u64>,
         wait: Arc<Wait<ApplyResult>>,
+        snapshot_inbox: Arc<SnapshotInbox>,
+        cluster_token: String,
+        leases: crate::lease_server::LeaseHub,
         raft_tx: Sender<RaftMsg>,
     ) -> EtcdServer {
         // etcd's idutil: 2 bytes of member id, then milliseconds since the epoch, then a
@@ -83,13 +90,16 @@ impl EtcdServer {
         EtcdServer {
             settings,
             member_id,
-            cluster: RwLock::new(cluster),
+            cluster,
             backend,
             store,
             status,
             applied,
             applied_rx,
             wait,
+            snapshot_inbox,
+            cluster_token,
+            leases,
             raft_tx,
             next_id,
         }
@@ -204,23 +214,7 @@ impl EtcdServer {
             self.wait.cancel(id);
             return Err(EtcdError::Stopped);
         }
-        let outcome = tokio::time::timeout(self.settings.request_timeout, async {
-            done_rx.await.map_err(|_| EtcdError::Stopped)??;
-            rx.await.map_err(|_| EtcdError::Stopped)?
-        })
-        .await;
-        match outcome {
-            Ok(r) => {
-                if r.is_err() {
-                    self.wait.cancel(id);
-                }
-                r
-            }
-            Err(_) => {
-                self.wait.cancel(id);
-                Err(EtcdError::Timeout)
-            }
-        }
+        self.wait_applied(id, done_rx, rx).await
     }
 
     /// Waits until this member has applied everything committed when the read began
@@ -241,6 +235,98 @@ impl EtcdServer {
         })
         .await
         .map_err(|_| EtcdError::Timeout)?
+    }
+
+    /// Hands a peer's raft message to the Raft thread.
+    pub fn step(&self, m: raft::eraftpb::Message) -> Result<(), tonic::Status> {
+        self.raft_tx
+            .send(RaftMsg::Step(m))
+            .map_err(|_| tonic::Status::unavailable("etcdserver: server stopped"))
+    }
+
+    /// A new request id (unique across members and restarts).
+    pub fn next_request_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Proposes a membership change and waits until it is applied.
+    pub async fn propose_conf_change(
+        &self,
+        cc: raft::eraftpb::ConfChange,
+        id: u64,
+        context: Vec<u8>,
+    ) -> Result<Applied, EtcdError> {
+        let rx = self.wait.register(id);
+        let (done_tx, done_rx) = oneshot::channel();
+        if self
+            .raft_tx
+            .send(RaftMsg::ProposeConfChange {
+                cc,
+                context,
+                done: done_tx,
+            })
+            .is_err()
+        {
+            self.wait.cancel(id);
+            return Err(EtcdError::Stopped);
+        }
+        self.wait_applied(id, done_rx, rx).await
+    }
+
+    async fn wait_applied(
+        &self,
+        id: u64,
+        done_rx: oneshot::Receiver<Result<(), EtcdError>>,
+        rx: oneshot::Receiver<ApplyResult>,
+    ) -> Result<Applied, EtcdError> {
+        let outcome = tokio::time::timeout(self.settings.request_timeout, async {
+            done_rx.await.map_err(|_| EtcdError::Stopped)??;
+            rx.await.map_err(|_| EtcdError::Stopped)?
+        })
+        .await;
+        match outcome {
+            Ok(r) => {
+                if r.is_err() {
+                    self.wait.cancel(id);
+                }
+                r
+            }
+            Err(_) => {
+                self.wait.cancel(id);
+                Err(EtcdError::Timeout)
+            }
+        }
+    }
+
+    /// Publishes this member's name and client URLs through Raft (etcd's `publishV3`), so
+    /// every member lists them; retried until it succeeds or the server stops.
+    pub async fn publish_attributes(&self, name: String) {
+        let attrs = oxcd_api::oxcdpb::MemberAttributes {
+            id: self.member_id,
+            name,
+            client_urls: self.settings.client_urls.clone(),
+            ..Default::default()
+        };
+        loop {
+            match self.propose(Request::MemberUpdate(attrs.clone())).await {
+                Ok(_) => {
+                    tracing::info!("published local member attributes to the cluster");
+                    return;
+                }
+                Err(EtcdError::Stopped) => return,
+                Err(e) => {
+                    tracing::debug!(error = %e, "publishing member attributes; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    }
+
+    /// Asks the Raft thread to hand leadership to `target`.
+    pub fn transfer_leader(&self, target: u64) -> Result<(), EtcdError> {
+        self.raft_tx
+            .send(RaftMsg::TransferLeader(target))
+            .map_err(|_| EtcdError::Stopped)
     }
 
     /// Asks the Raft thread to stop.

@@ -1,18 +1,15 @@
-//! Exact gRPC status codes and messages for KV errors (raw tonic clients from `oxcd-api`),
-//! plus `etcd-client` crate round trips. Runs against oxcd (default) or etcd
-//! (`OXCD_TEST_SERVER=etcd`).
+//! Exact gRPC status codes and messages for KV errors (raw tonic clients from `oxcd-api`).
+//! Runs against oxcd (default) or etcd (`OXCD_TEST_SERVER=etcd`).
 
 mod common;
 
-use common::{channel, etcd_client, TestServer};
-use oxcd_api::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
-use oxcd_api::etcdserverpb::kv_client::KvClient;
+use common::kvreq::*;
+use common::TestServer;
 use oxcd_api::etcdserverpb::request_op::Request;
 use oxcd_api::etcdserverpb::response_op::Response;
 use oxcd_api::etcdserverpb::{
-    CompactionRequest, Compare, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
+    CompactionRequest, DeleteRangeRequest, RangeRequest, RequestOp, TxnRequest,
 };
-use tonic::transport::Channel;
 use tonic::Code;
 
 const KEY_NOT_PROVIDED: &str = "etcdserver: key is not provided";
@@ -25,76 +22,6 @@ const KEY_NOT_FOUND: &str = "etcdserver: key not found";
 const LEASE_NOT_FOUND: &str = "etcdserver: requested lease not found";
 const VALUE_PROVIDED: &str = "etcdserver: value is provided";
 const LEASE_PROVIDED: &str = "etcdserver: lease is provided";
-
-fn assert_status<T: std::fmt::Debug>(r: Result<T, tonic::Status>, code: Code, msg: &str) {
-    match r {
-        Ok(v) => panic!("expected {code:?} {msg:?}, got Ok({v:?})"),
-        Err(st) => {
-            assert_eq!(st.code(), code, "code of {st:?}");
-            assert_eq!(st.message(), msg, "message of {st:?}");
-        }
-    }
-}
-
-fn put(key: &str, value: &str) -> PutRequest {
-    PutRequest {
-        key: key.into(),
-        value: value.into(),
-        ..Default::default()
-    }
-}
-
-fn put_op(key: &str, value: &str) -> RequestOp {
-    RequestOp {
-        request: Some(Request::RequestPut(put(key, value))),
-    }
-}
-
-fn get_op(key: &str) -> RequestOp {
-    RequestOp {
-        request: Some(Request::RequestRange(RangeRequest {
-            key: key.into(),
-            ..Default::default()
-        })),
-    }
-}
-
-fn del_op(key: &str, end: &str) -> RequestOp {
-    RequestOp {
-        request: Some(Request::RequestDeleteRange(DeleteRangeRequest {
-            key: key.into(),
-            range_end: end.into(),
-            ..Default::default()
-        })),
-    }
-}
-
-fn cmp_version(key: &str, v: i64) -> Compare {
-    Compare {
-        result: CompareResult::Equal as i32,
-        target: CompareTarget::Version as i32,
-        key: key.into(),
-        target_union: Some(TargetUnion::Version(v)),
-        range_end: vec![],
-    }
-}
-
-async fn kv(s: &TestServer) -> KvClient<Channel> {
-    KvClient::new(channel(s).await)
-}
-
-async fn current_rev(c: &mut KvClient<Channel>) -> i64 {
-    c.range(RangeRequest {
-        key: b"rev-probe".to_vec(),
-        ..Default::default()
-    })
-    .await
-    .unwrap()
-    .into_inner()
-    .header
-    .unwrap()
-    .revision
-}
 
 #[tokio::test]
 async fn empty_key_is_rejected() {
@@ -419,169 +346,4 @@ async fn put_option_errors() {
         .into_inner();
     assert_eq!(r.kvs[0].value, b"orig");
     assert_eq!((r.kvs[0].mod_revision, r.kvs[0].version), (3, 2));
-}
-
-#[tokio::test]
-async fn etcd_client_round_trips() {
-    use etcd_client::{
-        Compare as C, CompareOp, DeleteOptions, GetOptions, PutOptions, SortOrder, SortTarget, Txn,
-        TxnOp, TxnOpResponse,
-    };
-    let s = TestServer::start();
-    let mut c = etcd_client(&s).await;
-    let r = c.put("a", "1", None).await.unwrap(); // 2
-    assert_eq!(r.header().unwrap().revision(), 2);
-    c.put("b", "2", None).await.unwrap(); // 3
-    c.put("c", "3", None).await.unwrap(); // 4
-    let r = c
-        .put("a", "10", Some(PutOptions::new().with_prev_key()))
-        .await
-        .unwrap(); // 5
-    assert_eq!(r.prev_key().unwrap().value(), b"1");
-
-    let r = c.get("a", None).await.unwrap();
-    let kv = &r.kvs()[0];
-    assert_eq!(
-        (
-            kv.value(),
-            kv.create_revision(),
-            kv.mod_revision(),
-            kv.version()
-        ),
-        (&b"10"[..], 2, 5, 2)
-    );
-    // count_only (not available in etcdctl 3.4).
-    let r = c
-        .get(
-            "",
-            Some(GetOptions::new().with_all_keys().with_count_only()),
-        )
-        .await
-        .unwrap();
-    assert_eq!(r.count(), 3);
-    assert!(r.kvs().is_empty());
-    // keys_only + limit + sort.
-    let r = c
-        .get(
-            "",
-            Some(
-                GetOptions::new()
-                    .with_all_keys()
-                    .with_keys_only()
-                    .with_limit(2)
-                    .with_sort(SortTarget::Mod, SortOrder::Descend),
-            ),
-        )
-        .await
-        .unwrap();
-    let keys: Vec<&[u8]> = r.kvs().iter().map(|kv| kv.key()).collect();
-    assert_eq!(keys, [&b"a"[..], b"c"]);
-    assert!(r.kvs().iter().all(|kv| kv.value().is_empty()));
-    assert!(r.more());
-    assert_eq!(r.count(), 3);
-    // mod/create revision filters.
-    let r = c
-        .get(
-            "",
-            Some(
-                GetOptions::new()
-                    .with_all_keys()
-                    .with_min_mod_revision(3)
-                    .with_max_mod_revision(4),
-            ),
-        )
-        .await
-        .unwrap();
-    let keys: Vec<&[u8]> = r.kvs().iter().map(|kv| kv.key()).collect();
-    assert_eq!(keys, [&b"b"[..], b"c"]);
-    let r = c
-        .get(
-            "",
-            Some(
-                GetOptions::new()
-                    .with_all_keys()
-                    .with_min_create_revision(3),
-            ),
-        )
-        .await
-        .unwrap();
-    let keys: Vec<&[u8]> = r.kvs().iter().map(|kv| kv.key()).collect();
-    assert_eq!(keys, [&b"b"[..], b"c"]);
-
-    // txn with compare on value, both branches.
-    let txn = Txn::new()
-        .when([C::value("a", CompareOp::Equal, "10")])
-        .and_then([TxnOp::put("t", "yes", None), TxnOp::get("b", None)])
-        .or_else([TxnOp::put("t", "no", None)]);
-    let r = c.txn(txn).await.unwrap(); // 6
-    assert!(r.succeeded());
-    match &r.op_responses()[1] {
-        TxnOpResponse::Get(g) => assert_eq!(g.kvs()[0].value(), b"2"),
-        other => panic!("unexpected {other:?}"),
-    }
-    let txn = Txn::new()
-        .when([
-            C::mod_revision("a", CompareOp::Less, 5),
-            C::create_revision("b", CompareOp::Equal, 3),
-        ])
-        .and_then([TxnOp::put("t", "yes2", None)])
-        .or_else([TxnOp::put("t", "no", None), TxnOp::delete("c", None)]);
-    let r = c.txn(txn).await.unwrap(); // 7
-    assert!(!r.succeeded());
-    assert_eq!(r.header().unwrap().revision(), 7);
-    let r = c.get("t", None).await.unwrap();
-    assert_eq!(r.kvs()[0].value(), b"no");
-    assert_eq!(r.kvs()[0].version(), 2);
-    assert!(c.get("c", None).await.unwrap().kvs().is_empty());
-
-    // delete with prefix + prev kvs.
-    c.put("p/1", "x", None).await.unwrap(); // 8
-    c.put("p/2", "y", None).await.unwrap(); // 9
-    let r = c
-        .delete(
-            "p/",
-            Some(DeleteOptions::new().with_prefix().with_prev_key()),
-        )
-        .await
-        .unwrap(); // 10
-    assert_eq!(r.deleted(), 2);
-    assert_eq!(r.prev_kvs().len(), 2);
-    assert_eq!(r.header().unwrap().revision(), 10);
-
-    // compact + read at a compacted revision through the crate.
-    c.compact(9, None).await.unwrap();
-    let err = c
-        .get("a", Some(GetOptions::new().with_revision(8)))
-        .await
-        .expect_err("compacted");
-    match err {
-        etcd_client::Error::GRpcStatus(st) => {
-            assert_eq!(st.code(), Code::OutOfRange);
-            assert_eq!(st.message(), COMPACTED);
-        }
-        other => panic!("unexpected error {other:?}"),
-    }
-    let r = c
-        .get("p/", Some(GetOptions::new().with_prefix().with_revision(9)))
-        .await
-        .unwrap();
-    assert_eq!(r.kvs().len(), 2);
-
-    // Status through the crate.
-    let st = c.status().await.unwrap();
-    assert!(
-        st.version().starts_with("3.4.") || st.version().starts_with("3.5."),
-        "{}",
-        st.version()
-    );
-    assert!(st.db_size() > 0);
-    assert_eq!(st.leader(), st.header().unwrap().member_id());
-    assert!(st.raft_index() > 0);
-    assert!(st.raft_term() >= 1);
-    let m = c.member_list().await.unwrap();
-    assert_eq!(m.members().len(), 1);
-    assert_eq!(m.members()[0].name(), "n1");
-    assert_eq!(m.members()[0].id(), st.leader());
-    assert_eq!(m.members()[0].client_urls(), [s.client_url()]);
-    assert_eq!(m.members()[0].peer_urls(), [s.peer_url()]);
 }

@@ -202,6 +202,17 @@ impl Backend {
         Ok((get(META_CONSISTENT_INDEX)?, get(META_TERM)?))
     }
 
+    /// Re-reads the consistent index after the tables were replaced wholesale (a snapshot
+    /// was installed) and treats it as durable (the install committed durably).
+    pub fn reload_consistent_index(&self) -> Result<()> {
+        let (ci, _) = self.consistent_index()?;
+        let mut b = self.batch.lock();
+        b.latest_index = ci;
+        b.pending = 0;
+        self.durable_index.store(ci, Ordering::Release);
+        Ok(())
+    }
+
     /// The consistent index of the last durable commit.
     pub fn durable_index(&self) -> u64 {
         self.durable_index.load(Ordering::Acquire)

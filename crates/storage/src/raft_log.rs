@@ -45,6 +45,8 @@ pub struct RaftLog {
     entries: VecDeque<Entry>,
     /// Last entry index written to each WAL segment still on disk.
     segment_last: BTreeMap<u64, u64>,
+    /// Applied index, as last told by the Raft thread.
+    applied: u64,
 }
 
 impl RaftLog {
@@ -122,6 +124,7 @@ impl RaftLog {
             snapshot_meta,
             entries,
             segment_last,
+            applied: 0,
         })
     }
 
@@ -148,9 +151,35 @@ impl RaftLog {
         self.wal.append(payload, || head)
     }
 
-    /// Writes the initial membership of a new cluster.
+    /// Writes the initial membership of a new cluster as a snapshot at index 1 (term 1),
+    /// identical on every initial member. A member that joins later has no entry 1, so the
+    /// leader catches it up with a snapshot, which carries the membership.
     pub fn bootstrap(&mut self, conf_state: ConfState) -> Result<()> {
-        self.set_conf_state(conf_state)
+        let mut meta = SnapshotMetadata {
+            index: 1,
+            term: 1,
+            ..Default::default()
+        };
+        meta.set_conf_state(conf_state.clone());
+        let hs = HardState {
+            term: 1,
+            commit: 1,
+            ..Default::default()
+        };
+        let mut buf = Vec::new();
+        put_record(&mut buf, REC_SNAPSHOT, &meta)?;
+        put_record(&mut buf, REC_CONF_STATE, &conf_state)?;
+        put_record(&mut buf, REC_HARD_STATE, &hs)?;
+        self.append_frame(&buf)?;
+        self.snapshot_meta = meta;
+        self.conf_state = conf_state;
+        self.hard_state = hs;
+        Ok(())
+    }
+
+    /// Records the applied index, the point a snapshot for a lagging follower describes.
+    pub fn set_applied(&mut self, applied: u64) {
+        self.applied = applied;
     }
 
     /// Durably appends `entries` and/or saves `hard_state`, in one fsynced write.
@@ -338,12 +367,18 @@ impl Storage for RaftLog {
         Ok(self.last_index_inner())
     }
 
+    /// A snapshot at the applied index. Its data is sent separately by the transport: the
+    /// backend's rows, read when the message is sent, whose consistent index is at least
+    /// this index.
     fn snapshot(&self, _request_index: u64, _to: u64) -> raft::Result<Snapshot> {
-        // Sending the backend to a lagging follower belongs to the cluster issue; a single
-        // member never asks for one.
-        Err(raft::Error::Store(
-            StorageError::SnapshotTemporarilyUnavailable,
-        ))
+        let index = self.applied.max(self.snapshot_meta.index);
+        let term = self.term(index)?;
+        let mut snap = Snapshot::default();
+        let meta = snap.mut_metadata();
+        meta.index = index;
+        meta.term = term;
+        meta.set_conf_state(self.conf_state.clone());
+        Ok(snap)
     }
 }
 
@@ -380,33 +415,44 @@ mod tests {
                 ..Default::default()
             })
             .unwrap();
+            // Bootstrap is a snapshot at index 1; entries start at 2.
+            assert_eq!(log.first_index().unwrap(), 2);
+            assert_eq!(log.term(1).unwrap(), 1);
             let hs = HardState {
                 term: 2,
                 vote: 7,
-                commit: 3,
+                commit: 4,
                 ..Default::default()
             };
             log.persist(
-                &[ent(1, 1, b"a"), ent(2, 2, b"b"), ent(3, 2, b"c")],
+                &[ent(2, 1, b"a"), ent(3, 2, b"b"), ent(4, 2, b"c")],
                 Some(&hs),
             )
             .unwrap();
         }
-        let log = RaftLog::open(dir.path()).unwrap();
+        let mut log = RaftLog::open(dir.path()).unwrap();
         assert!(!log.is_new());
-        assert_eq!(log.last_index().unwrap(), 3);
-        assert_eq!(log.first_index().unwrap(), 1);
-        assert_eq!(log.term(2).unwrap(), 2);
-        assert_eq!(log.hard_state().commit, 3);
+        assert_eq!(log.last_index().unwrap(), 4);
+        assert_eq!(log.first_index().unwrap(), 2);
+        assert_eq!(log.term(3).unwrap(), 2);
+        assert_eq!(log.hard_state().commit, 4);
         assert_eq!(log.conf_state().voters, vec![7]);
         assert_eq!(
             all(&log),
             vec![
-                (1, 1, b"a".to_vec()),
-                (2, 2, b"b".to_vec()),
-                (3, 2, b"c".to_vec())
+                (2, 1, b"a".to_vec()),
+                (3, 2, b"b".to_vec()),
+                (4, 2, b"c".to_vec())
             ]
         );
+        // A snapshot for a lagging follower describes the applied index.
+        log.set_applied(3);
+        let snap = log.snapshot(0, 9).unwrap();
+        assert_eq!(
+            (snap.get_metadata().index, snap.get_metadata().term),
+            (3, 2)
+        );
+        assert_eq!(snap.get_metadata().get_conf_state().voters, vec![7]);
     }
 
     #[test]
@@ -455,7 +501,7 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        let es: Vec<Entry> = (1..=5).map(|i| ent(i, 1, b"v")).collect();
+        let es: Vec<Entry> = (2..=5).map(|i| ent(i, 1, b"v")).collect();
         log.persist(&es, None).unwrap();
         let head = log.state_frame().unwrap();
         log.wal.rotate(head).unwrap();

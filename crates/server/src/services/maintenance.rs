@@ -47,7 +47,7 @@ impl Maintenance for MaintenanceService {
             raft_applied_index: s.applied.load(Ordering::Acquire),
             errors: vec![],
             db_size_in_use: s.backend.size_in_use() as i64,
-            is_learner: false,
+            is_learner: s.status.is_learner.load(Ordering::Acquire),
         }))
     }
 
@@ -75,11 +75,39 @@ impl Maintenance for MaintenanceService {
         Err(EtcdError::Unimplemented("Maintenance.Snapshot").into())
     }
 
+    /// etcd's MoveLeader: only the leader may hand over, and only to a voting member; it
+    /// answers once the target leads, or with a timeout.
     async fn move_leader(
         &self,
-        _: Request<MoveLeaderRequest>,
+        req: Request<MoveLeaderRequest>,
     ) -> Result<Response<MoveLeaderResponse>, Status> {
-        Err(EtcdError::Unimplemented("Maintenance.MoveLeader").into())
+        let s = &self.0;
+        let target = req.into_inner().target_id;
+        if s.status.leader() != s.member_id {
+            return Err(EtcdError::NotLeader.into());
+        }
+        let voter = s
+            .cluster
+            .read()
+            .members
+            .get(&target)
+            .is_some_and(|m| !m.is_learner);
+        if !voter {
+            return Err(EtcdError::BadLeaderTransferee.into());
+        }
+        if target != s.member_id {
+            s.transfer_leader(target)?;
+            let deadline = tokio::time::Instant::now() + s.settings.request_timeout;
+            while s.status.leader() != target {
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(EtcdError::TimeoutDueToLeaderFail.into());
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+        Ok(Response::new(MoveLeaderResponse {
+            header: Some(s.header(0)),
+        }))
     }
 
     async fn downgrade(

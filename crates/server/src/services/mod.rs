@@ -12,6 +12,8 @@ mod lease;
 mod maintenance;
 mod watch;
 
+pub use watch::set_progress_report_interval;
+
 use std::sync::Arc;
 
 use oxcd_api::etcdserverpb::auth_server::AuthServer;
@@ -47,8 +49,14 @@ pub fn routes(server: Arc<EtcdServer>) -> Routes {
         ClusterServer::new(cluster::ClusterService(server.clone()))
             .max_decoding_message_size(max_recv),
     );
-    b.add_service(WatchServer::new(watch::WatchService).max_decoding_message_size(max_recv));
-    b.add_service(LeaseServer::new(lease::LeaseService).max_decoding_message_size(max_recv));
+    b.add_service(
+        WatchServer::new(watch::WatchService::new(server.clone()))
+            .max_decoding_message_size(max_recv)
+            .max_encoding_message_size(usize::MAX),
+    );
+    b.add_service(
+        LeaseServer::new(lease::LeaseService(server.clone())).max_decoding_message_size(max_recv),
+    );
     b.add_service(
         AuthServer::new(unimplemented::AuthService(server.clone()))
             .max_decoding_message_size(max_recv),

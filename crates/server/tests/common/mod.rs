@@ -6,6 +6,8 @@
 //! also gets SIGKILL from the kernel if the thread that spawned it dies.
 #![allow(dead_code)]
 
+pub mod kvreq;
+
 use std::fs::OpenOptions;
 use std::io::{Read, Write};
 use std::net::TcpListener;
