@@ -47,6 +47,8 @@ pub struct NodeConfig {
     pub advertise_peer_urls: Vec<String>,
     pub advertise_client_urls: Vec<String>,
     pub pre_vote: bool,
+    pub strict_reconfig_check: bool,
+    pub force_new_cluster: bool,
     pub max_request_bytes: usize,
     pub max_txn_ops: usize,
     pub snapshot_count: u64,
@@ -91,7 +93,11 @@ impl Node {
                 data_dir = %cfg.data_dir.display(),
                 "resuming from existing data dir; --initial-cluster flags are ignored"
             );
-            (id, cluster)
+            if cfg.force_new_cluster {
+                force_new_cluster(&backend, &mut log, id, cluster)?
+            } else {
+                (id, cluster)
+            }
         };
         let store = Arc::new(Store::open(backend.clone())?);
         let lessor = crate::apply_lease::open_lessor(&cfg, &backend, &store)?;
@@ -136,7 +142,7 @@ impl Node {
                 pre_vote: cfg.pre_vote,
             },
             log,
-            transport,
+            transport.clone(),
             inbox.clone(),
             raft_rx,
             apply_tx,
@@ -175,6 +181,7 @@ impl Node {
             max_request_bytes: cfg.max_request_bytes,
             max_txn_ops: cfg.max_txn_ops,
             request_timeout: Duration::from_secs(5) + 2 * cfg.election_timeout,
+            strict_reconfig_check: cfg.strict_reconfig_check,
         };
         let server = Arc::new(EtcdServer::new(
             settings,
@@ -187,6 +194,7 @@ impl Node {
             applied_rx,
             wait,
             inbox,
+            transport,
             cfg.initial_cluster_token.clone(),
             crate::lease_server::LeaseHub::new(lessor),
             raft_tx,
@@ -249,6 +257,37 @@ fn bootstrap_new(
         "bootstrapped new cluster"
     );
     Ok((member_id, cluster))
+}
+
+/// etcd's `--force-new-cluster`: this member continues alone with its committed data.
+fn force_new_cluster(
+    backend: &Backend,
+    log: &mut RaftLog,
+    id: u64,
+    mut cluster: RaftCluster,
+) -> Result<(u64, RaftCluster)> {
+    tracing::warn!(
+        member_id = format!("{id:x}"),
+        "forcing a new cluster: every other member is removed"
+    );
+    log.force_new_cluster(id)?;
+    let others: Vec<u64> = cluster
+        .members
+        .keys()
+        .copied()
+        .filter(|m| *m != id)
+        .collect();
+    let mut tx = backend.write_tx()?;
+    for m in others {
+        cluster.members.remove(&m);
+        RaftCluster::delete(&mut tx, m)?;
+    }
+    if let Some(me) = cluster.members.get_mut(&id) {
+        me.is_learner = false;
+    }
+    cluster.save(&mut tx)?;
+    backend.commit_durable(tx)?;
+    Ok((id, cluster))
 }
 
 fn save_identity(backend: &Backend, member_id: u64, cluster: &RaftCluster) -> Result<()> {

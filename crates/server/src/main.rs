@@ -15,6 +15,7 @@ mod logging;
 mod membership;
 mod peer;
 mod raft_node;
+mod reconfig;
 mod server;
 mod services;
 mod snapshot;
@@ -172,6 +173,8 @@ fn node_config(cfg: &config::Config) -> NodeConfig {
             .map(config::format_url)
             .collect(),
         pre_vote: cfg.pre_vote,
+        strict_reconfig_check: cfg.strict_reconfig_check,
+        force_new_cluster: cfg.force_new_cluster,
         advertise_client_urls: cfg
             .advertise_client_urls
             .iter()

@@ -30,6 +30,7 @@ use crate::apply::{Applied, ApplyResult};
 use crate::membership::RaftCluster;
 use crate::raft_node::{RaftMsg, RaftStatus};
 use crate::snapshot::SnapshotInbox;
+use crate::transport::Transport;
 use crate::wait::Wait;
 
 /// etcd refuses new proposals when the apply loop lags this far behind the commit index.
@@ -42,6 +43,7 @@ pub struct ServerSettings {
     pub max_request_bytes: usize,
     pub max_txn_ops: usize,
     pub request_timeout: Duration,
+    pub strict_reconfig_check: bool,
 }
 
 /// The server state shared by every gRPC service.
@@ -56,6 +58,7 @@ pub struct EtcdServer {
     pub applied_rx: watch::Receiver<u64>,
     pub wait: Arc<Wait<ApplyResult>>,
     pub snapshot_inbox: Arc<SnapshotInbox>,
+    pub transport: Arc<Transport>,
     pub cluster_token: String,
     pub leases: crate::lease_server::LeaseHub,
     raft_tx: Sender<RaftMsg>,
@@ -75,6 +78,7 @@ impl EtcdServer {
         applied_rx: watch::Receiver<u64>,
         wait: Arc<Wait<ApplyResult>>,
         snapshot_inbox: Arc<SnapshotInbox>,
+        transport: Arc<Transport>,
         cluster_token: String,
         leases: crate::lease_server::LeaseHub,
         raft_tx: Sender<RaftMsg>,
@@ -98,6 +102,7 @@ impl EtcdServer {
             applied_rx,
             wait,
             snapshot_inbox,
+            transport,
             cluster_token,
             leases,
             raft_tx,

@@ -20,7 +20,10 @@ use crate::error::Result;
 /// Bytes of rows per chunk sent.
 const CHUNK_BYTES: usize = 1 << 20;
 
-const BYTE_TABLES: [(&str, TableDefinition<&[u8], &[u8]>); 3] = [
+/// A backend table keyed and valued by bytes.
+type BytesTable = TableDefinition<'static, &'static [u8], &'static [u8]>;
+
+const BYTE_TABLES: [(&str, BytesTable); 3] = [
     ("key", KEY_TABLE),
     ("lease", LEASE_TABLE),
     ("members", MEMBERS_TABLE),
@@ -29,6 +32,8 @@ const BYTE_TABLES: [(&str, TableDefinition<&[u8], &[u8]>); 3] = [
 fn se(e: impl Into<oxcd_storage::Error>) -> crate::error::Error {
     crate::error::Error::Storage(e.into())
 }
+
+type OpenTable<'t> = oxcd_storage::redb::Table<'t, &'static [u8], &'static [u8]>;
 
 /// Every row of the backend, in chunks of about [`CHUNK_BYTES`].
 pub fn dump_backend(backend: &Backend) -> Result<Vec<Vec<BackendRow>>> {
@@ -77,7 +82,7 @@ pub fn install(backend: &Backend, rows: &[BackendRow]) -> Result<()> {
         let mut meta = wtx.tx.open_table(META_TABLE).map_err(se)?;
         meta.retain(|k, _| k == META_LOCAL_MEMBER_ID).map_err(se)?;
         // Rows arrive grouped by table; keep the current table open across its rows.
-        let mut current: Option<(&str, oxcd_storage::redb::Table<&[u8], &[u8]>)> = None;
+        let mut current: Option<(&str, OpenTable)> = None;
         for r in rows {
             if r.table == "meta" {
                 let Ok(k) = std::str::from_utf8(&r.key) else {

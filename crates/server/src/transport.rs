@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::sync::mpsc::Sender as StdSender;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use oxcd_api::oxcdpb::raft_peer_client::RaftPeerClient;
 use oxcd_api::oxcdpb::{RaftBatch, SnapshotChunk};
@@ -52,6 +52,8 @@ pub struct Transport {
     raft_tx: StdSender<RaftMsg>,
     backend: Arc<oxcd_storage::Backend>,
     peers: Mutex<HashMap<u64, Peer>>,
+    /// Since when each peer's stream has been up (etcd's rafthttp `ActiveSince`).
+    active_since: Mutex<HashMap<u64, Instant>>,
 }
 
 impl Transport {
@@ -69,6 +71,7 @@ impl Transport {
             raft_tx,
             backend,
             peers: Mutex::new(HashMap::new()),
+            active_since: Mutex::new(HashMap::new()),
         })
     }
 
@@ -93,8 +96,14 @@ impl Transport {
         peers.insert(id, Peer { urls, tx, task });
     }
 
+    /// Since when member `id` has been connected, if it is.
+    pub fn active_since(&self, id: u64) -> Option<Instant> {
+        self.active_since.lock().get(&id).copied()
+    }
+
     /// Stops sending to member `id`.
     pub fn remove_peer(&self, id: u64) {
+        self.active_since.lock().remove(&id);
         if let Some(p) = self.peers.lock().remove(&id) {
             p.task.abort();
         }
@@ -166,6 +175,7 @@ impl Transport {
         let mut backoff = Duration::from_millis(50);
         loop {
             let Some(client) = self.connect(&urls).await else {
+                self.active_since.lock().remove(&id);
                 let _ = self.raft_tx.send(RaftMsg::Unreachable(id));
                 // Drain what queued up meanwhile: Raft resends what matters.
                 while rx.try_recv().is_ok() {}
@@ -174,6 +184,10 @@ impl Transport {
                 continue;
             };
             backoff = Duration::from_millis(50);
+            self.active_since
+                .lock()
+                .entry(id)
+                .or_insert_with(Instant::now);
             let (frame_tx, frame_rx) = mpsc::channel::<RaftBatch>(64);
             let call = {
                 let req = self.request(tokio_stream::wrappers::ReceiverStream::new(frame_rx));
@@ -203,6 +217,7 @@ impl Transport {
             if let Ok(Err(e)) = call.await {
                 tracing::debug!(peer = format!("{id:x}"), error = %e, "peer stream ended");
             }
+            self.active_since.lock().remove(&id);
             let _ = self.raft_tx.send(RaftMsg::Unreachable(id));
             drop(client);
             client_backoff(&mut backoff).await;

@@ -25,6 +25,8 @@ const REC_ENTRY: u8 = 1;
 const REC_HARD_STATE: u8 = 2;
 const REC_CONF_STATE: u8 = 3;
 const REC_SNAPSHOT: u8 = 4;
+/// Drop every entry after the recorded index (`--force-new-cluster`).
+const REC_TRUNCATE: u8 = 5;
 
 fn put_record(buf: &mut Vec<u8>, kind: u8, msg: &dyn protobuf::Message) -> Result<()> {
     let bytes = msg
@@ -96,6 +98,10 @@ impl RaftLog {
                         if m.index >= snapshot_meta.index {
                             snapshot_meta = m;
                         }
+                    }
+                    REC_TRUNCATE => {
+                        let idx: [u8; 8] = body.try_into().map_err(|_| corrupt())?;
+                        entries.split_off(&(u64::from_be_bytes(idx) + 1));
                     }
                     other => {
                         return Err(Error::Corrupt(format!("unknown WAL record type {other}")))
@@ -213,6 +219,25 @@ impl RaftLog {
         let mut buf = Vec::new();
         put_record(&mut buf, REC_CONF_STATE, &cs)?;
         self.append_frame(&buf)?;
+        self.conf_state = cs;
+        Ok(())
+    }
+
+    /// `--force-new-cluster`: keeps only committed entries and makes `self_id` the only
+    /// voter, so a lone surviving member can elect itself after quorum was lost.
+    pub fn force_new_cluster(&mut self, self_id: u64) -> Result<()> {
+        let commit = self.hard_state.commit.max(self.snapshot_meta.index);
+        let cs = ConfState {
+            voters: vec![self_id],
+            ..Default::default()
+        };
+        let mut buf = vec![REC_TRUNCATE];
+        buf.extend_from_slice(&8u32.to_le_bytes());
+        buf.extend_from_slice(&commit.to_be_bytes());
+        put_record(&mut buf, REC_CONF_STATE, &cs)?;
+        self.append_frame(&buf)?;
+        let keep = (commit - self.snapshot_meta.index) as usize;
+        self.entries.truncate(keep);
         self.conf_state = cs;
         Ok(())
     }

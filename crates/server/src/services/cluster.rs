@@ -49,6 +49,32 @@ impl ClusterService {
     }
 }
 
+impl ClusterService {
+    async fn forward_promote(&self, id: u64) -> Result<Response<MemberPromoteResponse>, Status> {
+        let leader = self.0.status.leader();
+        let urls = self
+            .0
+            .cluster
+            .read()
+            .members
+            .get(&leader)
+            .map(|m| m.client_urls.clone())
+            .unwrap_or_default();
+        for u in urls {
+            let Ok(ep) = tonic::transport::Endpoint::from_shared(u) else {
+                continue;
+            };
+            let ep = ep.connect_timeout(std::time::Duration::from_secs(1));
+            let Ok(ch) = ep.connect().await else {
+                continue;
+            };
+            let mut c = oxcd_api::etcdserverpb::cluster_client::ClusterClient::new(ch);
+            return c.member_promote(MemberPromoteRequest { id }).await;
+        }
+        Err(EtcdError::NoLeader.into())
+    }
+}
+
 /// Peer URLs as etcd accepts them: http(s)://host:port, normalised.
 fn parse_peer_urls(urls: &[String]) -> Result<Vec<String>, EtcdError> {
     if urls.is_empty() {
@@ -93,6 +119,7 @@ impl Cluster for ClusterService {
                 return Err(EtcdError::PeerUrlExist.into());
             }
         }
+        crate::reconfig::may_add_member(&self.0, req.is_learner)?;
         let member = MemberAttributes {
             id,
             name: String::new(),
@@ -127,6 +154,7 @@ impl Cluster for ClusterService {
         if !self.0.cluster.read().members.contains_key(&id) {
             return Err(EtcdError::MemberNotFound.into());
         }
+        crate::reconfig::may_remove_member(&self.0, id)?;
         self.conf_change(id, ConfChangeType::RemoveNode, None)
             .await?;
         Ok(Response::new(MemberRemoveResponse {
@@ -178,6 +206,12 @@ impl Cluster for ClusterService {
             None => return Err(EtcdError::MemberNotFound.into()),
             Some(m) if !m.is_learner => return Err(EtcdError::MemberNotLearner.into()),
             Some(_) => {}
+        }
+        crate::reconfig::may_promote_member(&self.0)?;
+        if self.0.status.leader() != self.0.member_id {
+            // Only the leader knows whether the learner caught up: ask it (etcd forwards
+            // promotes to the leader too).
+            return self.forward_promote(id).await;
         }
         self.conf_change(id, ConfChangeType::AddNode, None).await?;
         Ok(Response::new(MemberPromoteResponse {

@@ -84,6 +84,16 @@ impl Ws {
         tx.send(r).await.expect("send watch request");
     }
 
+    /// The request and response halves.
+    pub fn split(self) -> (mpsc::Sender<WatchRequest>, Streaming<WatchResponse>) {
+        (self.tx.expect("stream not half-closed"), self.rx)
+    }
+
+    /// Puts the halves back together.
+    pub fn from_split(tx: mpsc::Sender<WatchRequest>, rx: Streaming<WatchResponse>) -> Ws {
+        Ws { tx: Some(tx), rx }
+    }
+
     /// Closes the request side.
     pub fn half_close(&mut self) {
         self.tx = None;
