@@ -54,11 +54,12 @@ apt_install() {
 }
 
 install_etcd() {
-  if [ -x /usr/bin/etcd ] && [ -x /usr/bin/etcdctl ]; then
+  # protoc (Debian's, 3.21) is needed to build the etcd-client crate used by the tests.
+  if [ -x /usr/bin/etcd ] && [ -x /usr/bin/etcdctl ] && command -v protoc >/dev/null; then
     return 0
   fi
-  log "installing etcd-server etcd-client"
-  apt_install etcd-server etcd-client
+  log "installing etcd-server etcd-client protobuf-compiler"
+  apt_install etcd-server etcd-client protobuf-compiler
 }
 
 venv_ok() {
@@ -90,14 +91,14 @@ pytest_run() {
 export ROOT VENV START
 export -f log apt_install install_etcd venv_ok install_venv pytest_run
 
-step "install etcd 3.4 (apt)" 900 install_etcd
+step "install etcd 3.4 and protoc (apt)" 900 install_etcd
 step "install python venv" 900 install_venv
-export OXCD_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/oxcd"
+OXCD_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/oxcd"
 if step "cargo build (workspace, all targets)" 2400 cargo test --workspace --no-run; then
   step "cargo test --workspace (oxcd)" 1800 env OXCD_TEST_SERVER=oxcd cargo test --workspace --no-fail-fast
   step "cargo compat tests (real etcd)" 900 \
     env OXCD_TEST_SERVER=etcd cargo test --no-fail-fast -p oxcd-server --test etcdctl_kv --test errors --test kv_client
-  step "python tests (oxcd)" 600 env OXCD_TEST_SERVER=oxcd bash -c pytest_run
+  step "python tests (oxcd)" 600 env OXCD_TEST_SERVER=oxcd OXCD_BIN="$OXCD_BIN" bash -c pytest_run
 else
   FAILED+=("cargo test --workspace (oxcd): skipped, build failed")
   FAILED+=("cargo compat tests (real etcd): skipped, build failed")

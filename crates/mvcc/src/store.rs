@@ -351,6 +351,16 @@ impl Store {
         *self.index.write() = fresh.index.into_inner();
         self.current_rev.store(rev, Ordering::Release);
         self.published_rev.store(rev, Ordering::Release);
+        self.watchers_skip_to(rev);
         Ok(())
+    }
+
+    /// Tells the watchable store that the revisions up to `rev` came without events (a
+    /// snapshot was installed): its watchers are caught up from the backend.
+    fn watchers_skip_to(&self, rev: i64) {
+        self.pending_events.lock().clear();
+        if let Some(sink) = self.watch_sink.get().and_then(Weak::upgrade) {
+            sink.published(rev, Vec::new());
+        }
     }
 }

@@ -81,8 +81,7 @@ async fn run(cfg: config::Config) -> Result<()> {
         let l = TcpListener::bind(addr)
             .await
             .map_err(|e| Error::Config(format!("listen on {}: {e}", config::format_url(u))))?;
-        tracing::info!(address = %addr, "serving client traffic");
-        listeners.push(l);
+        listeners.push((addr, l));
     }
     let mut peer_listeners = Vec::new();
     for u in &cfg.listen_peer_urls {
@@ -90,8 +89,7 @@ async fn run(cfg: config::Config) -> Result<()> {
         let l = TcpListener::bind(addr)
             .await
             .map_err(|e| Error::Config(format!("listen on {}: {e}", config::format_url(u))))?;
-        tracing::info!(address = %addr, "serving peer traffic");
-        peer_listeners.push(l);
+        peer_listeners.push((addr, l));
     }
     let node = tokio::task::spawn_blocking(move || Node::start(node_cfg))
         .await
@@ -104,7 +102,8 @@ async fn run(cfg: config::Config) -> Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     lessor_loop::spawn(node.server.clone());
     let mut servers = Vec::new();
-    for l in peer_listeners {
+    for (addr, l) in peer_listeners {
+        tracing::info!(address = %addr, "serving peer traffic");
         let mut rx = stop_rx.clone();
         let svc = oxcd_api::oxcdpb::raft_peer_server::RaftPeerServer::new(peer::PeerService(
             node.server.clone(),
@@ -126,7 +125,8 @@ async fn run(cfg: config::Config) -> Result<()> {
     }
 
     let routes = services::routes(node.server.clone());
-    for l in listeners {
+    for (addr, l) in listeners {
+        tracing::info!(address = %addr, "serving client traffic");
         let mut rx = stop_rx.clone();
         let srv = tonic::transport::Server::builder()
             .max_concurrent_streams(Some(u32::MAX))

@@ -39,7 +39,7 @@ use watch_support::*;
 const KEYS: u64 = 40;
 const WRITERS: u64 = 4;
 const OPS_PER_WRITER: u64 = 250;
-const SEED: u64 = 0x5eed_0f0c_d;
+const SEED: u64 = 0x0005_eed0_f0cd;
 
 /// xorshift64*: deterministic and dependency-free.
 struct Rng(u64);
@@ -196,7 +196,7 @@ async fn writer(ch: Channel, w: u64) {
 /// writers run so its queue overflows.
 async fn reader(mut ws: Ws, log: Log, slow: Arc<std::sync::atomic::AtomicBool>) {
     loop {
-        if slow.load(std::sync::atomic::Ordering::Relaxed) && log.lock().len() % 20 == 0 {
+        if slow.load(std::sync::atomic::Ordering::Relaxed) && log.lock().len().is_multiple_of(20) {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         match ws.next_within(Duration::from_millis(200)).await {
@@ -309,8 +309,16 @@ async fn random_writes_many_watchers_six_guarantees() {
     }
     let resumed = resumed.await.expect("resumer");
     for (specs, log, name) in &streams {
-        check_stream(name, specs, &log.lock(), &truth);
+        let log = log.lock();
+        check_stream(name, specs, &log, &truth);
+        let events: usize = log.iter().map(|r| r.events.len()).sum();
+        eprintln!(
+            "stream {name}: {} watchers, {} responses, {events} events checked",
+            specs.len(),
+            log.len()
+        );
     }
+    eprintln!("final revision {final_rev}");
     let check_progress = common::server_kind() == common::ServerKind::Oxcd;
     if check_progress {
         let (specs, log, _) = &streams[0];
@@ -536,6 +544,7 @@ fn check_bookmarks(specs: &[Spec], log: &[WatchResponse], truth: &Truth) {
         checked += 1;
     }
     assert!(checked > 0, "no progress response received");
+    eprintln!("{checked} progress responses checked");
 }
 
 /// Stream D: 10 watchers on `c/`; each is canceled once it got 20 events and re-created
@@ -592,6 +601,8 @@ fn check_resumed(resumed: &[(i64, Vec<Ev>)], truth: &Truth) {
     let spec = Spec {
         req: watch_of("c/", &prefix_end("c/"), 0),
     };
+    let total: usize = resumed.iter().map(|r| r.1.len()).sum();
+    eprintln!("resumed watchers: {total} events checked");
     for (i, (start, evs)) in resumed.iter().enumerate() {
         let want = expected(&spec, *start, truth);
         let got: Vec<(i64, &str, bool)> = evs

@@ -311,3 +311,25 @@ fn future_start_revision_skips_earlier_events() {
     f.put("k", "c"); // 4
     assert_eq!(events(&s, 1), vec![("k".to_string(), 4)]);
 }
+
+#[test]
+fn reload_from_snapshot_catches_synced_watchers_up() {
+    let f = fixture();
+    f.put("k", "0"); // 2
+    let s = f.ws.open_stream();
+    s.watch(&create("k", "", 0));
+    assert!(next(&s).created);
+    // Another store instance writes revisions 3..=5 behind this one's back, as an
+    // installed snapshot would.
+    let other = Store::open(Arc::clone(&f.backend)).unwrap();
+    for v in ["a", "b", "c"] {
+        write(&f.backend, &other, |w| {
+            w.put(b"k", v.as_bytes(), 0).unwrap();
+        });
+    }
+    f.store.reload().unwrap();
+    let got = events(&s, 3);
+    assert_eq!(got.iter().map(|e| e.1).collect::<Vec<_>>(), vec![3, 4, 5]);
+    f.put("k", "d");
+    assert_eq!(events(&s, 1)[0].1, 6);
+}

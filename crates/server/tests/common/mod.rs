@@ -2,8 +2,14 @@
 //! real etcd, chosen by `OXCD_TEST_SERVER=oxcd|etcd`, default oxcd) on free loopback ports
 //! with a temporary data dir, and offers helpers to run `etcdctl` and Python against it.
 //!
-//! Every spawned process is killed by PID when its [`TestServer`] is dropped, and (on Linux)
-//! also gets SIGKILL from the kernel if the thread that spawned it dies.
+//! Every spawned process is killed by PID when its [`TestServer`] is dropped, and also gets
+//! SIGKILL from the kernel (PR_SET_PDEATHSIG) if the thread that spawned it exits, so a
+//! test binary that dies cannot leave servers behind. Consequence: start servers from the
+//! test's own thread (or `block_in_place`), never from `spawn_blocking` pool threads.
+//!
+//! Env: `OXCD_TEST_SERVER=oxcd|etcd`, `OXCD_BIN` (oxcd binary, default the one cargo built),
+//! `OXCD_ETCD_BIN` (default /usr/bin/etcd), `OXCD_ETCDCTL` (default /usr/bin/etcdctl),
+//! `OXCD_PYTHON` (default `<repo>/.venv/bin/python`).
 #![allow(dead_code)]
 
 pub mod kvreq;
@@ -82,10 +88,20 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// Picks a free loopback TCP port (bind to port 0 and release it).
+/// Picks a free loopback TCP port (bind to port 0 and release it). A port is never handed
+/// out twice in one test process, so parallel tests cannot be given the same port.
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local addr").port()
+    static USED: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    for _ in 0..100 {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let port = l.local_addr().expect("local addr").port();
+        let mut used = USED.lock().unwrap_or_else(|e| e.into_inner());
+        if !used.contains(&port) {
+            used.push(port);
+            return port;
+        }
+    }
+    panic!("no unused free port found in 100 tries");
 }
 
 /// Output of a finished child process, decoded as UTF-8 (lossy).
@@ -211,10 +227,7 @@ impl TestServer {
         let data_dir = dir.path().join("data");
         let log_path = dir.path().join("server.log");
         let client_port = free_port();
-        let mut peer_port = free_port();
-        while peer_port == client_port {
-            peer_port = free_port();
-        }
+        let peer_port = free_port();
         TestServer {
             kind,
             dir,
