@@ -182,3 +182,53 @@ fn five_members_survive_losing_two_but_not_three() {
     }
     assert!(d0.contains_key("five/a") && d0.contains_key("five/b") && d0.contains_key("five/d"));
 }
+
+#[test]
+fn sigterm_stops_follower_and_leader_promptly() {
+    let _g = serial();
+    let mut c = Cluster::start("sigterm", Opts::new(3));
+    let all = [0, 1, 2];
+    let leader = c.wait_leader(&all, WAIT);
+    let old_id = c.members[leader].id;
+    c.put(leader, "term/a", "1", Duration::from_secs(10)).expect("put");
+    let ok = |st: &std::process::ExitStatus| {
+        use std::os::unix::process::ExitStatusExt;
+        // oxcd exits 0; etcd re-raises SIGTERM after its graceful stop.
+        st.success() || st.signal() == Some(SIGTERM)
+    };
+
+    // A follower of a healthy cluster stops promptly on SIGTERM.
+    let f = (leader + 1) % 3;
+    let t = Instant::now();
+    let st = c.stop(f);
+    c.log(format!("follower {} stopped after {:?}: {st:?}", c.members[f].name, t.elapsed()));
+    let st = st.unwrap_or_else(|| {
+        panic!(
+            "follower {} did not exit within 15 s of SIGTERM (peer connections from the other members still open)",
+            c.members[f].name
+        )
+    });
+    assert!(ok(&st), "follower exit status {st:?}");
+    c.spawn(f);
+    c.wait_leader(&all, WAIT);
+
+    // The leader too; the others go on with a new leader.
+    let t = Instant::now();
+    let st = c.stop(leader);
+    c.log(format!("leader {} stopped after {:?}: {st:?}", c.members[leader].name, t.elapsed()));
+    let st = st.unwrap_or_else(|| {
+        panic!("leader {} did not exit within 15 s of SIGTERM", c.members[leader].name)
+    });
+    assert!(ok(&st), "leader exit status {st:?}");
+    let rest: Vec<usize> = all.iter().copied().filter(|&i| i != leader).collect();
+    let nl = c
+        .try_wait_leader(&rest, WAIT, old_id)
+        .unwrap_or_else(|e| panic!("no new leader after the leader stopped: {e}"));
+    c.log(format!("new leader {} {:?} after SIGTERM", c.members[nl].name, t.elapsed()));
+    c.put(nl, "term/b", "2", Duration::from_secs(10)).expect("put after the leader stopped");
+    c.spawn(leader);
+    c.wait_leader(&all, WAIT);
+    c.wait_converged(&all, WAIT);
+    let got = c.get(leader, "term/b", false, Duration::from_secs(10)).unwrap();
+    assert_eq!(got.map(|v| v.0), Some("2".to_string()));
+}
