@@ -6,6 +6,7 @@
 mod apply;
 mod apply_lease;
 mod apply_membership;
+mod authority;
 mod bootstrap;
 mod config;
 mod error;
@@ -137,7 +138,7 @@ async fn run(cfg: config::Config) -> Result<()> {
             .max_concurrent_streams(Some(u32::MAX))
             .http2_keepalive_interval(Some(Duration::from_secs(60)))
             .add_routes(routes.clone())
-            .serve_with_incoming_shutdown(incoming(l), async move {
+            .serve_with_incoming_shutdown(client_incoming(l), async move {
                 let _ = rx.wait_for(|s| *s).await;
             });
         servers.push(tokio::spawn(srv));
@@ -194,6 +195,15 @@ fn node_config(cfg: &config::Config) -> NodeConfig {
         election_timeout: cfg.election_timeout,
         enable_lease_checkpoint: cfg.enable_lease_checkpoint,
     }
+}
+
+/// Client connections: as [`incoming`], through [`authority::FixAuthority`] so etcdctl 3.4's
+/// scheme-prefixed `:authority` is accepted.
+fn client_incoming(
+    l: TcpListener,
+) -> impl futures::Stream<Item = std::io::Result<authority::FixAuthority>> {
+    use futures::StreamExt;
+    incoming(l).map(|r| r.map(authority::FixAuthority::new))
 }
 
 /// Accepted connections with Nagle's algorithm off (the builder's `tcp_nodelay` does not

@@ -27,7 +27,10 @@ fn assert_isolated_member_is_safe(c: &Cluster, x: usize, key: &str, v_old: &str)
         Ok(rev) => panic!("{name} acknowledged a write (rev {rev}) while isolated"),
         Err(e) => {
             c.log(format!("write on isolated {name} failed: {e}"));
-            assert!(is_no_quorum_error(&e), "unexpected error for a write on isolated {name}: {e}");
+            assert!(
+                is_no_quorum_error(&e),
+                "unexpected error for a write on isolated {name}: {e}"
+            );
         }
     }
     // A linearizable read must fail rather than return the stale value.
@@ -35,14 +38,21 @@ fn assert_isolated_member_is_safe(c: &Cluster, x: usize, key: &str, v_old: &str)
         Ok(v) => panic!("{name} served a linearizable read while isolated: {v:?}"),
         Err(e) => {
             c.log(format!("linearizable read on isolated {name} failed: {e}"));
-            assert!(is_no_quorum_error(&e), "unexpected error for a read on isolated {name}: {e}");
+            assert!(
+                is_no_quorum_error(&e),
+                "unexpected error for a read on isolated {name}: {e}"
+            );
         }
     }
     // A serializable read is served locally (stale is allowed there).
     let s = c
         .get(x, key, true, Duration::from_secs(10))
         .unwrap_or_else(|e| panic!("serializable read on isolated {name}: {e}"));
-    assert_eq!(s.map(|v| v.0), Some(v_old.to_string()), "serializable read on {name}");
+    assert_eq!(
+        s.map(|v| v.0),
+        Some(v_old.to_string()),
+        "serializable read on {name}"
+    );
 }
 
 #[test]
@@ -53,13 +63,21 @@ fn isolated_follower_cannot_commit_and_serves_no_stale_read() {
     let leader = c.wait_leader(&all, WAIT);
     let x = (leader + 1) % 3;
     let majority: Vec<usize> = all.iter().copied().filter(|&i| i != x).collect();
-    c.put(leader, "part/k", "old", Duration::from_secs(10)).expect("put old");
+    c.put(leader, "part/k", "old", Duration::from_secs(10))
+        .expect("put old");
     c.wait_converged(&all, WAIT);
 
     c.log(format!("isolating follower {}", c.members[x].name));
     c.proxy.as_ref().unwrap().isolate(x);
     let stop = Arc::new(AtomicBool::new(false));
-    let writers = c.spawn_writers(3, "part/w", &majority, stop.clone(), Duration::from_secs(90), 50_000);
+    let writers = c.spawn_writers(
+        3,
+        "part/w",
+        &majority,
+        stop.clone(),
+        Duration::from_secs(90),
+        50_000,
+    );
     let new_rev = c
         .put(leader, "part/k", "new", Duration::from_secs(10))
         .expect("the majority commits while a follower is isolated");
@@ -71,7 +89,10 @@ fn isolated_follower_cannot_commit_and_serves_no_stale_read() {
     });
     if st.is_none() {
         let now = c.status(x);
-        panic!("isolated {} still reports a leader: {now:?}", c.members[x].name);
+        panic!(
+            "isolated {} still reports a leader: {now:?}",
+            c.members[x].name
+        );
     }
     assert_isolated_member_is_safe(&c, x, "part/k", "old");
 
@@ -79,7 +100,9 @@ fn isolated_follower_cannot_commit_and_serves_no_stale_read() {
     let ml = c.wait_leader(&majority, WAIT);
     let r1 = c.status(ml).unwrap().revision;
     assert!(
-        poll(WAIT, || (c.status(ml).ok()?.revision > r1 + 20).then_some(())).is_some(),
+        poll(WAIT, || (c.status(ml).ok()?.revision > r1 + 20)
+            .then_some(()))
+        .is_some(),
         "majority stopped committing during the partition"
     );
 
@@ -87,17 +110,34 @@ fn isolated_follower_cannot_commit_and_serves_no_stale_read() {
     c.log("healed");
     stop.store(true, Ordering::SeqCst);
     let rep = c.join_writers(writers);
-    c.log(format!("{} acked puts, {} errors", rep.acked.len(), rep.errors));
-    assert!(rep.acked.len() > 50, "too few acked puts during the partition: {}", rep.acked.len());
+    c.log(format!(
+        "{} acked puts, {} errors",
+        rep.acked.len(),
+        rep.errors
+    ));
+    assert!(
+        rep.acked.len() > 50,
+        "too few acked puts during the partition: {}",
+        rep.acked.len()
+    );
     c.wait_leader(&all, WAIT);
     c.wait_converged(&all, WAIT);
     c.verify_acked(&all, "part/w/", &rep.acked);
     let got = c
         .get(x, "part/k", false, Duration::from_secs(10))
         .expect("linearizable get after heal");
-    assert_eq!(got, Some(("new".to_string(), new_rev)), "healed member's value");
-    let none = c.get(0, "part/on-isolated", false, Duration::from_secs(10)).unwrap();
-    assert_eq!(none, None, "the write refused during the partition was applied later");
+    assert_eq!(
+        got,
+        Some(("new".to_string(), new_rev)),
+        "healed member's value"
+    );
+    let none = c
+        .get(0, "part/on-isolated", false, Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(
+        none, None,
+        "the write refused during the partition was applied later"
+    );
 }
 
 #[test]
@@ -107,7 +147,8 @@ fn isolated_leader_steps_down_and_serves_no_stale_read() {
     let all = [0, 1, 2];
     let leader = c.wait_leader(&all, WAIT);
     let old = c.status(leader).unwrap();
-    c.put(leader, "part/k", "old", Duration::from_secs(10)).expect("put old");
+    c.put(leader, "part/k", "old", Duration::from_secs(10))
+        .expect("put old");
     c.wait_converged(&all, WAIT);
 
     c.log(format!("isolating leader {}", c.members[leader].name));
@@ -142,6 +183,11 @@ fn isolated_leader_steps_down_and_serves_no_stale_read() {
         .get(leader, "part/k", false, Duration::from_secs(10))
         .expect("linearizable get on the old leader after heal");
     assert_eq!(got, Some(("new".to_string(), new_rev)));
-    let none = c.get(nl, "part/on-isolated", false, Duration::from_secs(10)).unwrap();
-    assert_eq!(none, None, "the write refused during the partition was applied later");
+    let none = c
+        .get(nl, "part/on-isolated", false, Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(
+        none, None,
+        "the write refused during the partition was applied later"
+    );
 }

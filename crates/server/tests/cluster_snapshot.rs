@@ -25,8 +25,13 @@ fn restarted_member_catches_up_by_snapshot() {
     let f = (leader + 1) % 3;
     c.put(leader, "snap/early", "before-stop", Duration::from_secs(10))
         .expect("early put");
-    c.put(leader, "snap/doomed", "will be deleted", Duration::from_secs(10))
-        .expect("doomed put");
+    c.put(
+        leader,
+        "snap/doomed",
+        "will be deleted",
+        Duration::from_secs(10),
+    )
+    .expect("doomed put");
     c.wait_converged(&all, WAIT);
     let fname = c.members[f].name.clone();
     // (kill -9: graceful stop is covered by cluster_failover's SIGTERM test.)
@@ -35,7 +40,10 @@ fn restarted_member_catches_up_by_snapshot() {
     let others: Vec<usize> = all.iter().copied().filter(|&i| i != f).collect();
     let t = std::time::Instant::now();
     let last = c.load(leader, "snap/k", WRITES, 16);
-    c.log(format!("{WRITES} puts in {:?}, last revision {last}", t.elapsed()));
+    c.log(format!(
+        "{WRITES} puts in {:?}, last revision {last}",
+        t.elapsed()
+    ));
 
     // Overwrites, a delete, a lease with a key, and a compaction while it is down.
     let mut cl = c.client(leader);
@@ -85,7 +93,10 @@ fn restarted_member_catches_up_by_snapshot() {
         );
     }
     assert_eq!(df["snap/k000003"].0, "overwritten-3");
-    assert!(!df.contains_key("snap/doomed"), "deleted key came back on {fname}");
+    assert!(
+        !df.contains_key("snap/doomed"),
+        "deleted key came back on {fname}"
+    );
 
     // Lease attachment and the compaction travelled too.
     let url = c.members[f].client_url();
@@ -95,7 +106,11 @@ fn restarted_member_catches_up_by_snapshot() {
             .get("snap/leased", Some(GetOptions::new().with_serializable()))
             .await
             .expect("get leased key");
-        assert_eq!(r.kvs()[0].lease(), lease_id, "lease of snap/leased on {fname}");
+        assert_eq!(
+            r.kvs()[0].lease(),
+            lease_id,
+            "lease of snap/leased on {fname}"
+        );
         let e = fc
             .get(
                 "snap/early",
@@ -124,7 +139,9 @@ fn restarted_member_catches_up_by_snapshot() {
     let r = c
         .put(f, "snap/after", "x", Duration::from_secs(10))
         .expect("put via the restarted member");
-    let got = c.get(f, "snap/after", false, Duration::from_secs(10)).unwrap();
+    let got = c
+        .get(f, "snap/after", false, Duration::from_secs(10))
+        .unwrap();
     assert_eq!(got, Some(("x".to_string(), r)));
     c.wait_converged(&all, WAIT);
 }

@@ -608,3 +608,32 @@ fn data_survives_graceful_restart() {
     let v = s.etcdctl(&["get", "c", "-w", "json"]).json();
     assert_eq!(kvs(&v), vec![kv("c", "1", 6, 6, 1)]);
 }
+
+/// etcdctl 3.4 sends a scheme-prefixed endpoint as the HTTP/2 `:authority` when the
+/// endpoint is given as a URL (and for every `--cluster` command); etcd accepts it.
+#[test]
+fn url_endpoints_and_cluster_commands() {
+    let s = TestServer::start();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(common::etcdctl_bin())
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", s.client_url()))
+            .arg("--command-timeout=10s")
+            .args(args)
+            .output()
+            .expect("etcdctl runs");
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    let status = run(&["endpoint", "status"]);
+    assert!(
+        status.starts_with(&format!("{}, ", s.client_url())),
+        "{status}"
+    );
+    let cluster = run(&["endpoint", "status", "--cluster"]);
+    assert!(cluster.contains(&s.client_url()), "{cluster}");
+    let health = run(&["endpoint", "health", "--cluster"]);
+    assert!(health.contains("is healthy"), "{health}");
+    run(&["put", "k", "v"]);
+    assert_eq!(run(&["get", "k", "--print-value-only"]).trim(), "v");
+}

@@ -34,7 +34,9 @@ fn etcdctl_lease_commands() {
     let s = TestServer::start();
     let id = granted_id(s.etcdctl(&["lease", "grant", "30"]).ok(), 30);
     assert_eq!(
-        s.etcdctl(&["put", "--lease", &id, "svc/a", "1"]).ok().trim(),
+        s.etcdctl(&["put", "--lease", &id, "svc/a", "1"])
+            .ok()
+            .trim(),
         "OK"
     );
     s.etcdctl(&["put", &format!("--lease={id}"), "svc/b", "2"])
@@ -55,12 +57,19 @@ fn etcdctl_lease_commands() {
         "no keys unless asked: {out:?}"
     );
     // JSON: numbers as etcdctl prints them.
-    let j = s.etcdctl(&["-w", "json", "lease", "timetolive", "--keys", &id]).json();
+    let j = s
+        .etcdctl(&["-w", "json", "lease", "timetolive", "--keys", &id])
+        .json();
     assert_eq!(j["granted-ttl"], 30);
     assert!(j["ttl"].as_i64().unwrap() <= 30 && j["ttl"].as_i64().unwrap() >= 28);
     assert_eq!(j["keys"].as_array().unwrap().len(), 2);
-    let j = s.etcdctl(&["-w", "json", "lease", "timetolive", "999"]).json();
-    assert_eq!((j["ttl"].as_i64(), j["granted-ttl"].as_i64()), (Some(-1), Some(0)));
+    let j = s
+        .etcdctl(&["-w", "json", "lease", "timetolive", "999"])
+        .json();
+    assert_eq!(
+        (j["ttl"].as_i64(), j["granted-ttl"].as_i64()),
+        (Some(-1), Some(0))
+    );
     assert_eq!(
         s.etcdctl(&["lease", "timetolive", "999"]).ok().trim(),
         "lease 0000000000000999 already expired"
@@ -73,7 +82,9 @@ fn etcdctl_lease_commands() {
     assert!(lines.contains(&id.as_str()) && lines.contains(&other.as_str()));
     // keep-alive --once
     assert_eq!(
-        s.etcdctl(&["lease", "keep-alive", "--once", &id]).ok().trim(),
+        s.etcdctl(&["lease", "keep-alive", "--once", &id])
+            .ok()
+            .trim(),
         format!("lease {id} keepalived with TTL(30)")
     );
     // put to a missing lease

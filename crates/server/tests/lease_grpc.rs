@@ -136,13 +136,19 @@ async fn grant_rules() {
     assert!(ids.contains(&4242) && ids.contains(&77) && ids.contains(&r2));
     assert_eq!(ids.len(), 7);
     let t = l
-        .lease_time_to_live(LeaseTimeToLiveRequest { id: 999, keys: true })
+        .lease_time_to_live(LeaseTimeToLiveRequest {
+            id: 999,
+            keys: true,
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!((t.id, t.ttl, t.granted_ttl, t.keys.len()), (999, -1, 0, 0));
     let t = l
-        .lease_time_to_live(LeaseTimeToLiveRequest { id: 4242, keys: false })
+        .lease_time_to_live(LeaseTimeToLiveRequest {
+            id: 4242,
+            keys: false,
+        })
         .await
         .unwrap()
         .into_inner();

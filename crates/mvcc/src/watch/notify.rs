@@ -7,6 +7,7 @@
 //! - A watcher gets one response per batch holding all its events of the batch (so never
 //!   part of a revision); it shares the batch's event list when it wants all of it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use oxcd_api::mvccpb::Event;
@@ -53,16 +54,18 @@ impl Inner {
         let all: Arc<[Event]> = events.into();
         // Entry id -> indexes of the batch's events in its range.
         let mut hits: Vec<(u32, Vec<u32>)> = Vec::new();
+        let mut hit_index: HashMap<u32, usize> = HashMap::new();
         let mut matched = Vec::new();
         for (i, ev) in all.iter().enumerate() {
             let Some(kv) = ev.kv.as_ref() else { continue };
             matched.clear();
             self.ranges.matching(&kv.key, &mut matched);
             for &e in &matched {
-                match hits.iter_mut().find(|(id, _)| *id == e) {
-                    Some((_, v)) => v.push(i as u32),
-                    None => hits.push((e, vec![i as u32])),
-                }
+                let h = *hit_index.entry(e).or_insert_with(|| {
+                    hits.push((e, Vec::new()));
+                    hits.len() - 1
+                });
+                hits[h].1.push(i as u32);
             }
         }
         for (entry, idx) in hits {

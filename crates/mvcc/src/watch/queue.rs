@@ -77,8 +77,9 @@ impl Queue {
                     return None;
                 }
                 if let Some(m) = q.msgs.pop_front() {
-                    if q.msgs.is_empty() && q.msgs.capacity() > 4096 {
-                        q.msgs.shrink_to(64);
+                    // A drained burst (e.g. thousands of `created`) gives its memory back.
+                    if q.msgs.is_empty() && q.msgs.capacity() > 256 {
+                        q.msgs.shrink_to(16);
                     }
                     return Some(m);
                 }

@@ -307,7 +307,11 @@ impl Member {
             .args(["--initial-cluster-token", &self.token])
             .args([
                 "--initial-cluster-state",
-                if self.state_existing { "existing" } else { "new" },
+                if self.state_existing {
+                    "existing"
+                } else {
+                    "new"
+                },
             ])
             .args(&self.extra_args)
             .current_dir(&self.dir_path);
@@ -325,7 +329,12 @@ impl Member {
             .append(true)
             .open(&self.log_path)
             .expect("open member log");
-        writeln!(log, "===== {} start #{} ({:?}) =====", self.name, self.starts, k).unwrap();
+        writeln!(
+            log,
+            "===== {} start #{} ({:?}) =====",
+            self.name, self.starts, k
+        )
+        .unwrap();
         let log2 = log.try_clone().expect("clone log fd");
         let mut cmd = self.command(k);
         cmd.stdin(Stdio::null()).stdout(log).stderr(log2);
@@ -464,7 +473,11 @@ impl Cluster {
         for i in 0..n {
             let client_port = ports[3 * i];
             let peer_port = ports[3 * i + 1];
-            let adv_peer_port = if opts.proxy { ports[3 * i + 2] } else { peer_port };
+            let adv_peer_port = if opts.proxy {
+                ports[3 * i + 2]
+            } else {
+                peer_port
+            };
             let dir = tempfile::Builder::new()
                 .prefix(&format!("oxcd-{name}-n{}-", i + 1))
                 .tempdir()
@@ -548,7 +561,11 @@ impl Cluster {
     pub fn add_member_slot(&mut self) -> usize {
         let i = self.members.len();
         let ports = free_ports(3);
-        let adv = if self.proxy.is_some() { ports[2] } else { ports[1] };
+        let adv = if self.proxy.is_some() {
+            ports[2]
+        } else {
+            ports[1]
+        };
         let dir = tempfile::Builder::new()
             .prefix(&format!("oxcd-{}-n{}-", self.name, i + 1))
             .tempdir()
@@ -725,7 +742,10 @@ impl Cluster {
     /// leader's index. Panics with the last statuses on timeout.
     pub fn wait_leader(&mut self, idx: &[usize], timeout: Duration) -> usize {
         self.try_wait_leader(idx, timeout, 0).unwrap_or_else(|e| {
-            panic!("no agreed leader among {:?} within {timeout:?}: {e}", self.names(idx))
+            panic!(
+                "no agreed leader among {:?} within {timeout:?}: {e}",
+                self.names(idx)
+            )
         })
     }
 
@@ -891,9 +911,9 @@ impl Cluster {
             for (k, v, rev) in acked {
                 match d.get(k) {
                     None => missing.push(format!("{k}@{rev}")),
-                    Some((v2, r2)) if v2 != v || r2 != rev => {
-                        wrong.push(format!("{k}: acked ({v}, rev {rev}), found ({v2}, rev {r2})"))
-                    }
+                    Some((v2, r2)) if v2 != v || r2 != rev => wrong.push(format!(
+                        "{k}: acked ({v}, rev {rev}), found ({v2}, rev {r2})"
+                    )),
                     _ => {}
                 }
             }
@@ -911,8 +931,10 @@ impl Cluster {
                 None => first = Some((i, d)),
                 Some((j, d0)) => {
                     if *d0 != d {
-                        let only0: Vec<_> = d0.keys().filter(|k| !d.contains_key(*k)).take(5).collect();
-                        let only1: Vec<_> = d.keys().filter(|k| !d0.contains_key(*k)).take(5).collect();
+                        let only0: Vec<_> =
+                            d0.keys().filter(|k| !d.contains_key(*k)).take(5).collect();
+                        let only1: Vec<_> =
+                            d.keys().filter(|k| !d0.contains_key(*k)).take(5).collect();
                         let diff: Vec<_> = d0
                             .iter()
                             .filter(|(k, v)| d.get(*k).is_some_and(|v2| v2 != *v))
@@ -932,7 +954,10 @@ impl Cluster {
         // Revisions of acknowledged puts are unique.
         let mut seen = HashSet::new();
         for (k, _, rev) in acked {
-            assert!(seen.insert(*rev), "two acknowledged puts got revision {rev} (one is {k})");
+            assert!(
+                seen.insert(*rev),
+                "two acknowledged puts got revision {rev} (one is {k})"
+            );
         }
     }
 
@@ -948,7 +973,10 @@ impl Cluster {
         limit: Duration,
         max_puts: usize,
     ) -> Vec<tokio::task::JoinHandle<WriterReport>> {
-        let urls: Vec<String> = targets.iter().map(|&i| self.members[i].client_url()).collect();
+        let urls: Vec<String> = targets
+            .iter()
+            .map(|&i| self.members[i].client_url())
+            .collect();
         let deadline = Instant::now() + limit;
         (0..n)
             .map(|w| {
@@ -1152,7 +1180,11 @@ pub type MemberRow = (u64, String, Vec<String>, Vec<String>, bool);
 pub fn parse_member_list(v: &serde_json::Value) -> Vec<MemberRow> {
     let strs = |x: &serde_json::Value| -> Vec<String> {
         x.as_array()
-            .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     v["members"]
@@ -1283,7 +1315,8 @@ impl Proxy {
         }
         conns.retain(|c| !c.closed.load(Ordering::SeqCst));
         drop(conns);
-        self.st.event(format!("heal: closed {closed} blackholed connections"));
+        self.st
+            .event(format!("heal: closed {closed} blackholed connections"));
     }
 
     pub fn shutdown(&self) {
@@ -1328,7 +1361,11 @@ fn accept_loop(st: Arc<ProxyState>, l: TcpListener, dst: usize, listen: u16, tar
                 st.event(format!(
                     "accept {src:?} -> #{dst} (from port {}){}{}",
                     peer.port(),
-                    if cut.load(Ordering::SeqCst) { " [blackholed]" } else { "" },
+                    if cut.load(Ordering::SeqCst) {
+                        " [blackholed]"
+                    } else {
+                        ""
+                    },
                     if up.is_none() && !cut.load(Ordering::SeqCst) {
                         " [upstream refused]"
                     } else {
@@ -1359,7 +1396,10 @@ fn accept_loop(st: Arc<ProxyState>, l: TcpListener, dst: usize, listen: u16, tar
                 }
                 // down -> up
                 {
-                    let (r, w) = (down.try_clone().unwrap(), up.as_ref().map(|u| u.try_clone().unwrap()));
+                    let (r, w) = (
+                        down.try_clone().unwrap(),
+                        up.as_ref().map(|u| u.try_clone().unwrap()),
+                    );
                     let (cut, closed) = (cut.clone(), closed.clone());
                     std::thread::spawn(move || pump(r, w, cut, closed));
                 }
@@ -1423,9 +1463,7 @@ fn find_source(st: &ProxyState, port: u16, listen: u16) -> Option<usize> {
                 };
                 let want = format!("socket:[{inode}]");
                 for e in rd.flatten() {
-                    if std::fs::read_link(e.path())
-                        .is_ok_and(|t| t.as_os_str() == want.as_str())
-                    {
+                    if std::fs::read_link(e.path()).is_ok_and(|t| t.as_os_str() == want.as_str()) {
                         return Some(i);
                     }
                 }
