@@ -90,17 +90,23 @@ async fn main() -> Result<(), String> {
     let base = rss_kib(args.pid);
     let start = Instant::now();
     let per_stream = args.watchers.saturating_sub(streams) / streams;
-    for (s, (watcher, _)) in opened.iter().enumerate() {
-        for j in 0..per_stream {
-            let (key, opts) = target(&args, streams + s * per_stream + j);
-            watcher
-                .create(key, &opts)
-                .await
-                .map_err(|e| e.to_string())?;
+    // In batches per stream, each confirmed before the next (etcd resets streams that
+    // pipeline too many creates).
+    const BATCH: usize = 100;
+    for (s, (watcher, stream)) in opened.iter_mut().enumerate() {
+        let mut done = 0;
+        while done < per_stream {
+            let n = BATCH.min(per_stream - done);
+            for j in done..done + n {
+                let (key, opts) = target(&args, streams + s * per_stream + j);
+                watcher
+                    .create(key, &opts)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            created(stream, n).await?;
+            done += n;
         }
-    }
-    for (_, stream) in opened.iter_mut() {
-        created(stream, per_stream).await?;
     }
     let added = per_stream * streams;
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -213,20 +213,33 @@ impl Lessor {
         self.cfg.checkpoint_interval.is_some()
     }
 
-    /// Loads every lease record of `backend` (etcd's `initAndRecover`): each lease gets its
-    /// stored TTL and remaining TTL and never expires until [`Lessor::promote`]. Keys are
+    /// Replaces the whole table with the lease records of `backend` (etcd's `Recover` /
+    /// `initAndRecover`; at start, and after a snapshot replaced the backend): each lease
+    /// gets its stored TTL and remaining TTL, no keys, and never expires until
+    /// [`Lessor::promote`] (on a primary it expires its remaining-or-TTL from now). Keys are
     /// attached afterwards by the caller ([`Lessor::attach`]) from the key-value store.
     pub fn recover(&self, backend: &Backend) -> Result<usize, LeaseError> {
         let rtx = backend.read_tx()?;
         let table = rtx.open_table(LEASE_TABLE)?;
-        let mut inner = self.inner.lock();
+        let mut leases = HashMap::new();
         for entry in table.iter()? {
             let (_, v) = entry?;
             let r = LeaseRecord::decode(v.value())
                 .map_err(|e| LeaseError::Corrupt(format!("lease record: {e}")))?;
-            inner
-                .leases
-                .insert(r.id, Lease::new(r.ttl, r.remaining_ttl));
+            leases.insert(r.id, Lease::new(r.ttl, r.remaining_ttl));
+        }
+        let now = self.clock.now();
+        let mut guard = self.inner.lock();
+        let inner = &mut *guard;
+        inner.leases = leases;
+        inner.items.clear();
+        inner.expiry_q.clear();
+        inner.checkpoint_q.clear();
+        if inner.primary {
+            for (id, l) in inner.leases.iter_mut() {
+                refresh(l, *id, &mut inner.expiry_q, now, Duration::ZERO);
+                self.schedule_checkpoint(l, *id, &mut inner.checkpoint_q, now);
+            }
         }
         Ok(inner.leases.len())
     }

@@ -50,10 +50,18 @@ pub struct RecClient {
     gens: Gens,
 }
 
-fn range_req(key: &str, end: &Option<String>, serializable: bool, revision: i64) -> pb::RangeRequest {
+fn range_req(
+    key: &str,
+    end: &Option<String>,
+    serializable: bool,
+    revision: i64,
+) -> pb::RangeRequest {
     pb::RangeRequest {
         key: key.as_bytes().to_vec(),
-        range_end: end.as_ref().map(|e| e.as_bytes().to_vec()).unwrap_or_default(),
+        range_end: end
+            .as_ref()
+            .map(|e| e.as_bytes().to_vec())
+            .unwrap_or_default(),
         serializable,
         revision,
         ..Default::default()
@@ -101,7 +109,13 @@ fn rev_of(h: &Option<pb::ResponseHeader>) -> i64 {
 }
 
 impl RecClient {
-    pub fn new(id: usize, member: usize, url: &str, rec: Recorder, gens: Gens) -> Result<Self, String> {
+    pub fn new(
+        id: usize,
+        member: usize,
+        url: &str,
+        rec: Recorder,
+        gens: Gens,
+    ) -> Result<Self, String> {
         let ch = crate::cluster::channel(url)?;
         Ok(RecClient {
             id,
@@ -139,7 +153,11 @@ impl RecClient {
             Err(_) if req.is_write() => Outcome::Unknown("timeout".into()),
             Err(_) => Outcome::Fail("timeout".into()),
         };
-        let ret = if matches!(out, Outcome::Unknown(_)) { NEVER } else { ret };
+        let ret = if matches!(out, Outcome::Unknown(_)) {
+            NEVER
+        } else {
+            ret
+        };
         self.rec.record(Op {
             id: 0,
             client: self.id,
@@ -155,9 +173,22 @@ impl RecClient {
 
     async fn send(&mut self, req: &Request) -> Result<Response, tonic::Status> {
         Ok(match req {
-            Request::Get { key, end, serializable, revision } => {
-                let r = self.kv.range(range_req(key, end, *serializable, *revision)).await?.into_inner();
-                Response::Get { rev: rev_of(&r.header), kvs: r.kvs.iter().map(kv_of).collect(), count: r.count }
+            Request::Get {
+                key,
+                end,
+                serializable,
+                revision,
+            } => {
+                let r = self
+                    .kv
+                    .range(range_req(key, end, *serializable, *revision))
+                    .await?
+                    .into_inner();
+                Response::Get {
+                    rev: rev_of(&r.header),
+                    kvs: r.kvs.iter().map(kv_of).collect(),
+                    count: r.count,
+                }
             }
             Request::Put { key, value, lease } => {
                 let r = self
@@ -170,19 +201,27 @@ impl RecClient {
                     })
                     .await?
                     .into_inner();
-                Response::Put { rev: rev_of(&r.header) }
+                Response::Put {
+                    rev: rev_of(&r.header),
+                }
             }
             Request::Delete { key, end } => {
                 let r = self
                     .kv
                     .delete_range(pb::DeleteRangeRequest {
                         key: key.as_bytes().to_vec(),
-                        range_end: end.as_ref().map(|e| e.as_bytes().to_vec()).unwrap_or_default(),
+                        range_end: end
+                            .as_ref()
+                            .map(|e| e.as_bytes().to_vec())
+                            .unwrap_or_default(),
                         ..Default::default()
                     })
                     .await?
                     .into_inner();
-                Response::Delete { rev: rev_of(&r.header), deleted: r.deleted }
+                Response::Delete {
+                    rev: rev_of(&r.header),
+                    deleted: r.deleted,
+                }
             }
             Request::Txn { cmps, then, els } => {
                 let r = self
@@ -198,28 +237,52 @@ impl RecClient {
                     .responses
                     .iter()
                     .map(|x| match &x.response {
-                        Some(RespOp::ResponseRange(g)) => TxnResult::Get(g.kvs.iter().map(kv_of).collect()),
+                        Some(RespOp::ResponseRange(g)) => {
+                            TxnResult::Get(g.kvs.iter().map(kv_of).collect())
+                        }
                         Some(RespOp::ResponseDeleteRange(d)) => TxnResult::Delete(d.deleted),
                         _ => TxnResult::Put,
                     })
                     .collect();
-                Response::Txn { rev: rev_of(&r.header), succeeded: r.succeeded, results }
+                Response::Txn {
+                    rev: rev_of(&r.header),
+                    succeeded: r.succeeded,
+                    results,
+                }
             }
             Request::LeaseGrant { ttl } => {
-                let r = self.lease.lease_grant(pb::LeaseGrantRequest { ttl: *ttl, id: 0 }).await?.into_inner();
-                Response::LeaseGrant { rev: rev_of(&r.header), id: r.id }
+                let r = self
+                    .lease
+                    .lease_grant(pb::LeaseGrantRequest { ttl: *ttl, id: 0 })
+                    .await?
+                    .into_inner();
+                Response::LeaseGrant {
+                    rev: rev_of(&r.header),
+                    id: r.id,
+                }
             }
             Request::LeaseRevoke { id } => {
-                let r = self.lease.lease_revoke(pb::LeaseRevokeRequest { id: *id }).await?.into_inner();
-                Response::LeaseRevoke { rev: rev_of(&r.header) }
+                let r = self
+                    .lease
+                    .lease_revoke(pb::LeaseRevokeRequest { id: *id })
+                    .await?
+                    .into_inner();
+                Response::LeaseRevoke {
+                    rev: rev_of(&r.header),
+                }
             }
             Request::Compact { revision } => {
                 let r = self
                     .kv
-                    .compact(pb::CompactionRequest { revision: *revision, physical: false })
+                    .compact(pb::CompactionRequest {
+                        revision: *revision,
+                        physical: false,
+                    })
                     .await?
                     .into_inner();
-                Response::Compact { rev: rev_of(&r.header) }
+                Response::Compact {
+                    rev: rev_of(&r.header),
+                }
             }
             Request::Defrag => {
                 self.maint.defragment(pb::DefragmentRequest {}).await?;

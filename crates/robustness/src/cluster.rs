@@ -46,7 +46,11 @@ pub fn oxcd_bin() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
-    let target = if target.is_absolute() { target } else { root.join(target) };
+    let target = if target.is_absolute() {
+        target
+    } else {
+        root.join(target)
+    };
     target.join("debug").join("oxcd")
 }
 
@@ -184,7 +188,11 @@ impl Cluster {
             members.push(Member {
                 client_port: ports[3 * i],
                 peer_port: ports[3 * i + 1],
-                adv_peer_port: if opts.proxy { ports[3 * i + 2] } else { ports[3 * i + 1] },
+                adv_peer_port: if opts.proxy {
+                    ports[3 * i + 2]
+                } else {
+                    ports[3 * i + 1]
+                },
                 data_dir: dir_path.join(format!("{name}.data.0")),
                 log_path: dir_path.join(format!("{name}.log")),
                 name,
@@ -236,7 +244,11 @@ impl Cluster {
     }
 
     pub fn log(&self, msg: impl AsRef<str>) {
-        eprintln!("[rb +{:.1}s] {}", self.t0.elapsed().as_secs_f64(), msg.as_ref());
+        eprintln!(
+            "[rb +{:.1}s] {}",
+            self.t0.elapsed().as_secs_f64(),
+            msg.as_ref()
+        );
     }
 
     pub fn client_urls(&self) -> Vec<String> {
@@ -256,7 +268,11 @@ impl Cluster {
             .append(true)
             .open(&m.log_path)
             .map_err(|e| e.to_string())?;
-        let _ = writeln!(log, "===== {} start #{} gen {} =====", m.name, m.starts, m.data_gen);
+        let _ = writeln!(
+            log,
+            "===== {} start #{} gen {} =====",
+            m.name, m.starts, m.data_gen
+        );
         let log2 = log.try_clone().map_err(|e| e.to_string())?;
         let cu = m.client_url();
         let mut cmd = Command::new(oxcd_bin());
@@ -270,7 +286,10 @@ impl Cluster {
             .args(["--initial-advertise-peer-urls", &m.adv_peer_url()])
             .args(["--initial-cluster", &m.initial_cluster])
             .args(["--initial-cluster-token", "oxcd-robustness"])
-            .args(["--initial-cluster-state", if m.existing { "existing" } else { "new" }])
+            .args([
+                "--initial-cluster-state",
+                if m.existing { "existing" } else { "new" },
+            ])
             .arg(format!("--heartbeat-interval={}", o.heartbeat_ms))
             .arg(format!("--election-timeout={}", o.election_ms));
         if let Some(s) = o.snapshot_count {
@@ -345,7 +364,10 @@ impl Cluster {
             let fut = async {
                 let ch = channel(&url)?;
                 let mut mc = MaintenanceClient::new(ch);
-                let s = mc.status(StatusRequest {}).await.map_err(|e| e.message().to_string())?;
+                let s = mc
+                    .status(StatusRequest {})
+                    .await
+                    .map_err(|e| e.message().to_string())?;
                 let s = s.into_inner();
                 let h = s.header.unwrap_or_default();
                 Ok(Status {
@@ -378,8 +400,8 @@ impl Cluster {
             let sts: Vec<_> = idx.iter().map(|&i| self.status(i)).collect();
             if let Some(Ok(first)) = sts.first() {
                 let leader = first.leader;
-                let agree = leader != 0
-                    && sts.iter().all(|s| matches!(s, Ok(s) if s.leader == leader));
+                let agree =
+                    leader != 0 && sts.iter().all(|s| matches!(s, Ok(s) if s.leader == leader));
                 if agree {
                     if let Some(li) = self.members.iter().position(|m| m.id == leader) {
                         return Ok(li);
@@ -397,7 +419,10 @@ impl Cluster {
         for i in 0..self.members.len() {
             if self.members[i].is_running() && !self.members[i].paused {
                 if let Ok(s) = self.status(i) {
-                    if let Some(li) = self.members.iter().position(|m| m.id == s.leader && m.id != 0)
+                    if let Some(li) = self
+                        .members
+                        .iter()
+                        .position(|m| m.id == s.leader && m.id != 0)
                     {
                         return Some(li);
                     }
@@ -414,14 +439,17 @@ impl Cluster {
         let mut prev: Option<(i64, u64)> = None;
         let mut last = String::new();
         while Instant::now() < deadline {
-            let idx: Vec<usize> =
-                (0..self.members.len()).filter(|&i| self.members[i].is_running()).collect();
+            let idx: Vec<usize> = (0..self.members.len())
+                .filter(|&i| self.members[i].is_running())
+                .collect();
             let sts: Vec<_> = idx.iter().map(|&i| self.status(i)).collect();
             let first = match sts.first() {
                 Some(Ok(s)) => (s.revision, s.applied),
                 _ => (-1, 0),
             };
-            let same = sts.iter().all(|s| matches!(s, Ok(s) if (s.revision, s.applied) == first));
+            let same = sts
+                .iter()
+                .all(|s| matches!(s, Ok(s) if (s.revision, s.applied) == first));
             if same && first.0 >= 0 && prev == Some(first) {
                 return Ok(first.0);
             }
@@ -429,7 +457,9 @@ impl Cluster {
             last = format!("{sts:?}");
             std::thread::sleep(Duration::from_millis(300));
         }
-        Err(format!("members did not converge within {timeout:?}: {last}"))
+        Err(format!(
+            "members did not converge within {timeout:?}: {last}"
+        ))
     }
 
     /// Removes member `i` from the cluster (via a running member), kills it, wipes its
@@ -456,7 +486,10 @@ impl Cluster {
                 let mut last = String::new();
                 for _ in 0..40 {
                     match cc
-                        .member_add(MemberAddRequest { peer_ur_ls: vec![peer.clone()], is_learner: false })
+                        .member_add(MemberAddRequest {
+                            peer_ur_ls: vec![peer.clone()],
+                            is_learner: false,
+                        })
                         .await
                     {
                         Ok(_) => {
@@ -480,15 +513,25 @@ impl Cluster {
         let members = members?;
         let m = &mut self.members[i];
         m.data_gen += 1;
-        m.data_dir = self.dir_path.join(format!("{}.data.{}", m.name, m.data_gen));
+        m.data_dir = self
+            .dir_path
+            .join(format!("{}.data.{}", m.name, m.data_gen));
         m.existing = true;
         m.id = 0;
         let peer = m.adv_peer_url();
         m.initial_cluster = members
             .iter()
             .map(|x| {
-                let name = if x.peer_ur_ls.contains(&peer) { m.name.clone() } else { x.name.clone() };
-                format!("{}={}", name, x.peer_ur_ls.first().cloned().unwrap_or_default())
+                let name = if x.peer_ur_ls.contains(&peer) {
+                    m.name.clone()
+                } else {
+                    x.name.clone()
+                };
+                format!(
+                    "{}={}",
+                    name,
+                    x.peer_ur_ls.first().cloned().unwrap_or_default()
+                )
             })
             .collect::<Vec<_>>()
             .join(",");

@@ -33,21 +33,51 @@ impl Cmp {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum TxnOp {
-    Get { key: String },
-    Put { key: String, value: String, lease: i64 },
-    Delete { key: String },
+    Get {
+        key: String,
+    },
+    Put {
+        key: String,
+        value: String,
+        lease: i64,
+    },
+    Delete {
+        key: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
     /// Range over `[key, end)` (or just `key` when `end` is None); `revision` 0 = latest.
-    Get { key: String, end: Option<String>, serializable: bool, revision: i64 },
-    Put { key: String, value: String, lease: i64 },
-    Delete { key: String, end: Option<String> },
-    Txn { cmps: Vec<Cmp>, then: Vec<TxnOp>, els: Vec<TxnOp> },
-    LeaseGrant { ttl: i64 },
-    LeaseRevoke { id: i64 },
-    Compact { revision: i64 },
+    Get {
+        key: String,
+        end: Option<String>,
+        serializable: bool,
+        revision: i64,
+    },
+    Put {
+        key: String,
+        value: String,
+        lease: i64,
+    },
+    Delete {
+        key: String,
+        end: Option<String>,
+    },
+    Txn {
+        cmps: Vec<Cmp>,
+        then: Vec<TxnOp>,
+        els: Vec<TxnOp>,
+    },
+    LeaseGrant {
+        ttl: i64,
+    },
+    LeaseRevoke {
+        id: i64,
+    },
+    Compact {
+        revision: i64,
+    },
     Defrag,
 }
 
@@ -57,7 +87,9 @@ impl Request {
     }
     pub fn kind(&self) -> &'static str {
         match self {
-            Request::Get { serializable: true, .. } => "get-serializable",
+            Request::Get {
+                serializable: true, ..
+            } => "get-serializable",
             Request::Get { end: Some(_), .. } => "list",
             Request::Get { revision, .. } if *revision > 0 => "get-at-revision",
             Request::Get { .. } => "get",
@@ -94,13 +126,33 @@ pub enum TxnResult {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Response {
-    Get { rev: i64, kvs: Vec<Kv>, count: i64 },
-    Put { rev: i64 },
-    Delete { rev: i64, deleted: i64 },
-    Txn { rev: i64, succeeded: bool, results: Vec<TxnResult> },
-    LeaseGrant { rev: i64, id: i64 },
-    LeaseRevoke { rev: i64 },
-    Compact { rev: i64 },
+    Get {
+        rev: i64,
+        kvs: Vec<Kv>,
+        count: i64,
+    },
+    Put {
+        rev: i64,
+    },
+    Delete {
+        rev: i64,
+        deleted: i64,
+    },
+    Txn {
+        rev: i64,
+        succeeded: bool,
+        results: Vec<TxnResult>,
+    },
+    LeaseGrant {
+        rev: i64,
+        id: i64,
+    },
+    LeaseRevoke {
+        rev: i64,
+    },
+    Compact {
+        rev: i64,
+    },
     Defrag,
 }
 
@@ -191,7 +243,10 @@ impl Default for Recorder {
 
 impl Recorder {
     pub fn new() -> Recorder {
-        Recorder { t0: Instant::now(), ops: Arc::new(Mutex::new(Vec::new())) }
+        Recorder {
+            t0: Instant::now(),
+            ops: Arc::new(Mutex::new(Vec::new())),
+        }
     }
     pub fn t0(&self) -> Instant {
         self.t0

@@ -66,7 +66,12 @@ impl State {
         if iso.contains(&dst) || src.is_some_and(|s| iso.contains(&s)) {
             return true;
         }
-        src.is_some_and(|s| self.cuts.lock().unwrap().contains(&(s.min(dst), s.max(dst))))
+        src.is_some_and(|s| {
+            self.cuts
+                .lock()
+                .unwrap()
+                .contains(&(s.min(dst), s.max(dst)))
+        })
     }
 
     fn fault_for(&self, src: Option<usize>, dst: usize) -> Option<LinkFault> {

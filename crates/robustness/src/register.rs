@@ -76,7 +76,11 @@ impl KeyModel<'_> {
     }
 }
 
-fn apply(s: &Option<String>, effs: &[Eff], lease_of: &HashMap<String, i64>) -> Option<Option<String>> {
+fn apply(
+    s: &Option<String>,
+    effs: &[Eff],
+    lease_of: &HashMap<String, i64>,
+) -> Option<Option<String>> {
     let mut s = s.clone();
     for e in effs {
         match e {
@@ -130,13 +134,24 @@ fn in_range(k: &str, key: &str, end: &Option<String>) -> bool {
 /// Projects the history onto keys. Returns key -> entries, plus value -> revision and
 /// value -> lease maps.
 #[allow(clippy::type_complexity)]
-pub fn project(ops: &[Op]) -> (BTreeMap<String, Vec<Entry<KOp>>>, HashMap<String, i64>, HashMap<String, i64>) {
+pub fn project(
+    ops: &[Op],
+) -> (
+    BTreeMap<String, Vec<Entry<KOp>>>,
+    HashMap<String, i64>,
+    HashMap<String, i64>,
+) {
     let mut keys: BTreeSet<String> = BTreeSet::new();
     let mut rev_of = HashMap::new();
     let mut lease_of = HashMap::new();
     let mut leased: HashMap<i64, BTreeSet<String>> = HashMap::new();
     for op in ops {
-        let put = |k: &str, v: &str, l: i64, keys: &mut BTreeSet<String>, lease_of: &mut HashMap<String, i64>, leased: &mut HashMap<i64, BTreeSet<String>>| {
+        let put = |k: &str,
+                   v: &str,
+                   l: i64,
+                   keys: &mut BTreeSet<String>,
+                   lease_of: &mut HashMap<String, i64>,
+                   leased: &mut HashMap<i64, BTreeSet<String>>| {
             keys.insert(k.to_string());
             if l != 0 {
                 lease_of.insert(v.to_string(), l);
@@ -187,17 +202,39 @@ pub fn project(ops: &[Op]) -> (BTreeMap<String, Vec<Entry<KOp>>>, HashMap<String
             continue;
         }
         let mut push = |k: &str, kop: KOp| {
-            parts.entry(k.to_string()).or_default().push(Entry { inv, ret, op: kop });
+            parts
+                .entry(k.to_string())
+                .or_default()
+                .push(Entry { inv, ret, op: kop });
         };
-        let simple = |effs: Vec<Eff>| KOp { op_id: op.id, guard: None, succeeded: Some(true), then: effs, els: vec![] };
+        let simple = |effs: Vec<Eff>| KOp {
+            op_id: op.id,
+            guard: None,
+            succeeded: Some(true),
+            then: effs,
+            els: vec![],
+        };
         match (&op.req, op.ok()) {
-            (Request::Get { key, end, serializable: false, revision: 0 }, Some(Response::Get { kvs, .. })) => {
+            (
+                Request::Get {
+                    key,
+                    end,
+                    serializable: false,
+                    revision: 0,
+                },
+                Some(Response::Get { kvs, .. }),
+            ) => {
                 for k in keys.iter().filter(|k| in_range(k, key, end)) {
-                    let obs = kvs.iter().find(|kv| &kv.key == k).map(|kv| kv.value.clone());
+                    let obs = kvs
+                        .iter()
+                        .find(|kv| &kv.key == k)
+                        .map(|kv| kv.value.clone());
                     push(k, simple(vec![Eff::Read(Some(obs))]));
                 }
             }
-            (Request::Put { key, value, .. }, _) => push(key, simple(vec![Eff::Put(value.clone())])),
+            (Request::Put { key, value, .. }, _) => {
+                push(key, simple(vec![Eff::Put(value.clone())]))
+            }
             (Request::Delete { key, end }, _) => {
                 for k in keys.iter().filter(|k| in_range(k, key, end)) {
                     push(k, simple(vec![Eff::Delete]));
@@ -210,7 +247,9 @@ pub fn project(ops: &[Op]) -> (BTreeMap<String, Vec<Entry<KOp>>>, HashMap<String
             }
             (Request::Txn { cmps, then, els }, resp) => {
                 let (succeeded, results) = match resp {
-                    Some(Response::Txn { succeeded, results, .. }) => (Some(*succeeded), Some(results)),
+                    Some(Response::Txn {
+                        succeeded, results, ..
+                    }) => (Some(*succeeded), Some(results)),
                     _ => (None, None),
                 };
                 let mut touched: BTreeSet<&str> = cmps.iter().map(|c| c.key()).collect();
@@ -224,7 +263,9 @@ pub fn project(ops: &[Op]) -> (BTreeMap<String, Vec<Entry<KOp>>>, HashMap<String
                         ops.iter()
                             .enumerate()
                             .filter_map(|(i, o)| match o {
-                                TxnOp::Put { key, value, .. } if key == k => Some(Eff::Put(value.clone())),
+                                TxnOp::Put { key, value, .. } if key == k => {
+                                    Some(Eff::Put(value.clone()))
+                                }
                                 TxnOp::Delete { key } if key == k => Some(Eff::Delete),
                                 TxnOp::Get { key } if key == k => {
                                     let obs = match (executed, results.map(|r| r.get(i))) {
@@ -271,8 +312,14 @@ pub struct RegisterReport {
 /// Checks every key's projection.
 pub fn check(ops: &[Op], budget: u64) -> RegisterReport {
     let (parts, rev_of, lease_of) = project(ops);
-    let m = KeyModel { rev_of: &rev_of, lease_of: &lease_of };
-    let mut rep = RegisterReport { keys: parts.len(), ..Default::default() };
+    let m = KeyModel {
+        rev_of: &rev_of,
+        lease_of: &lease_of,
+    };
+    let mut rep = RegisterReport {
+        keys: parts.len(),
+        ..Default::default()
+    };
     for (k, hist) in parts {
         rep.entries += hist.len();
         match wgl::check(&m, &hist, budget) {
@@ -281,17 +328,31 @@ pub fn check(ops: &[Op], budget: u64) -> RegisterReport {
             Verdict::Violation { .. } => {
                 // Never drop a write whose value a kept read observed.
                 let writes_of = |e: &KOp| -> Vec<String> {
-                    e.then.iter().chain(&e.els).filter_map(|x| if let Eff::Put(v) = x { Some(v.clone()) } else { None }).collect()
-                };
-                let keep = |i: usize, kept: &[bool]| {
-                    let ws = writes_of(&hist[i].op);
-                    !ws.is_empty()
-                        && hist.iter().zip(kept).any(|(x, kp)| {
-                            *kp && x.op.then.iter().chain(&x.op.els).any(|e| matches!(e, Eff::Read(Some(Some(v))) if ws.contains(v)))
+                    e.then
+                        .iter()
+                        .chain(&e.els)
+                        .filter_map(|x| {
+                            if let Eff::Put(v) = x {
+                                Some(v.clone())
+                            } else {
+                                None
+                            }
                         })
+                        .collect()
                 };
+                let keep =
+                    |i: usize, kept: &[bool]| {
+                        let ws = writes_of(&hist[i].op);
+                        !ws.is_empty()
+                            && hist.iter().zip(kept).any(|(x, kp)| {
+                                *kp && x.op.then.iter().chain(&x.op.els).any(
+                                    |e| matches!(e, Eff::Read(Some(Some(v))) if ws.contains(v)),
+                                )
+                            })
+                    };
                 let core = wgl::shrink(&m, &hist, budget, keep, 400, Duration::from_secs(20));
-                rep.violations.push((k, core.iter().map(|&i| hist[i].op.op_id).collect()));
+                rep.violations
+                    .push((k, core.iter().map(|&i| hist[i].op.op_id).collect()));
             }
         }
     }

@@ -72,8 +72,14 @@ pub struct TrafficCfg {
 
 /// Runs one client; returns the number of requests sent.
 pub async fn run_client(mut c: RecClient, cfg: TrafficCfg) -> usize {
-    let mut rng = StdRng::seed_from_u64(cfg.seed ^ (c.id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let mut st = ClientState { seq: 0, lease: 0, last_rev: 0, writer: true };
+    let mut rng =
+        StdRng::seed_from_u64(cfg.seed ^ (c.id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut st = ClientState {
+        seq: 0,
+        lease: 0,
+        last_rev: 0,
+        writer: true,
+    };
     if cfg.profile == Profile::ConfigService {
         st.writer = c.id < 2;
     }
@@ -114,7 +120,11 @@ impl ClientState {
 }
 
 fn key(profile: Profile, rng: &mut StdRng) -> String {
-    format!("{}{}", profile.key_prefix(), rng.gen_range(0..profile.keys()))
+    format!(
+        "{}{}",
+        profile.key_prefix(),
+        rng.gen_range(0..profile.keys())
+    )
 }
 
 async fn etcd_step(c: &mut RecClient, rng: &mut StdRng, st: &mut ClientState) -> Option<Outcome> {
@@ -122,8 +132,18 @@ async fn etcd_step(c: &mut RecClient, rng: &mut StdRng, st: &mut ClientState) ->
     let k = key(p, rng);
     let roll = rng.gen_range(0..100);
     let req = match roll {
-        0..=14 => Request::Get { key: k, end: None, serializable: false, revision: 0 },
-        15..=24 => Request::Get { key: k, end: None, serializable: true, revision: 0 },
+        0..=14 => Request::Get {
+            key: k,
+            end: None,
+            serializable: false,
+            revision: 0,
+        },
+        15..=24 => Request::Get {
+            key: k,
+            end: None,
+            serializable: true,
+            revision: 0,
+        },
         25..=32 => Request::Get {
             key: p.key_prefix().into(),
             end: Some(prefix_end(p.key_prefix())),
@@ -136,34 +156,62 @@ async fn etcd_step(c: &mut RecClient, rng: &mut StdRng, st: &mut ClientState) ->
             serializable: false,
             revision: st.last_rev - rng.gen_range(1..10),
         },
-        36..=55 => Request::Put { key: k, value: st.value(c.id), lease: 0 },
+        36..=55 => Request::Put {
+            key: k,
+            value: st.value(c.id),
+            lease: 0,
+        },
         56..=60 => Request::Delete { key: k, end: None },
         61..=70 => {
             let k2 = key(p, rng);
             let mut then = vec![
-                TxnOp::Put { key: k.clone(), value: st.value(c.id), lease: 0 },
+                TxnOp::Put {
+                    key: k.clone(),
+                    value: st.value(c.id),
+                    lease: 0,
+                },
                 TxnOp::Get { key: k2.clone() },
             ];
             if k2 != k {
                 then.push(if rng.gen_bool(0.3) {
                     TxnOp::Delete { key: k2 }
                 } else {
-                    TxnOp::Put { key: k2, value: st.value(c.id), lease: 0 }
+                    TxnOp::Put {
+                        key: k2,
+                        value: st.value(c.id),
+                        lease: 0,
+                    }
                 });
             }
-            Request::Txn { cmps: vec![], then, els: vec![] }
+            Request::Txn {
+                cmps: vec![],
+                then,
+                els: vec![],
+            }
         }
         71..=87 => {
             // Compare-and-set on mod_revision after a read.
-            let get = Request::Get { key: k.clone(), end: None, serializable: false, revision: 0 };
+            let get = Request::Get {
+                key: k.clone(),
+                end: None,
+                serializable: false,
+                revision: 0,
+            };
             let Outcome::Ok(Response::Get { kvs, .. }) = c.run(get).await else {
                 return None;
             };
             let rev = kvs.first().map(|kv| kv.modr).unwrap_or(0);
             let v = st.value(c.id);
             Request::Txn {
-                cmps: vec![Cmp::ModRev { key: k.clone(), rev }],
-                then: vec![TxnOp::Put { key: k.clone(), value: v, lease: 0 }],
+                cmps: vec![Cmp::ModRev {
+                    key: k.clone(),
+                    rev,
+                }],
+                then: vec![TxnOp::Put {
+                    key: k.clone(),
+                    value: v,
+                    lease: 0,
+                }],
                 els: vec![TxnOp::Get { key: k }],
             }
         }
@@ -175,15 +223,26 @@ async fn etcd_step(c: &mut RecClient, rng: &mut StdRng, st: &mut ClientState) ->
                 }
                 return Some(o);
             }
-            Request::Put { key: k, value: st.value(c.id), lease: st.lease }
+            Request::Put {
+                key: k,
+                value: st.value(c.id),
+                lease: st.lease,
+            }
         }
         94..=96 if st.lease != 0 => {
             let id = std::mem::take(&mut st.lease);
             Request::LeaseRevoke { id }
         }
-        97 if c.id == 0 && st.last_rev > 50 => Request::Compact { revision: st.last_rev - 40 },
+        97 if c.id == 0 && st.last_rev > 50 => Request::Compact {
+            revision: st.last_rev - 40,
+        },
         98 if c.id == 0 => Request::Defrag,
-        _ => Request::Get { key: k, end: None, serializable: false, revision: 0 },
+        _ => Request::Get {
+            key: k,
+            end: None,
+            serializable: false,
+            revision: 0,
+        },
     };
     Some(c.run(req).await)
 }
@@ -200,7 +259,12 @@ async fn k8s_step(c: &mut RecClient, rng: &mut StdRng, st: &mut ClientState) -> 
         return Some(c.run(list).await);
     }
     let k = key(p, rng);
-    let get = Request::Get { key: k.clone(), end: None, serializable: false, revision: 0 };
+    let get = Request::Get {
+        key: k.clone(),
+        end: None,
+        serializable: false,
+        revision: 0,
+    };
     let Outcome::Ok(Response::Get { kvs, .. }) = c.run(get).await else {
         return None;
     };
@@ -209,9 +273,20 @@ async fn k8s_step(c: &mut RecClient, rng: &mut StdRng, st: &mut ClientState) -> 
     let then = if del {
         vec![TxnOp::Delete { key: k.clone() }]
     } else {
-        vec![TxnOp::Put { key: k.clone(), value: st.value(c.id), lease: 0 }]
+        vec![TxnOp::Put {
+            key: k.clone(),
+            value: st.value(c.id),
+            lease: 0,
+        }]
     };
-    let req = Request::Txn { cmps: vec![Cmp::ModRev { key: k.clone(), rev }], then, els: vec![TxnOp::Get { key: k }] };
+    let req = Request::Txn {
+        cmps: vec![Cmp::ModRev {
+            key: k.clone(),
+            rev,
+        }],
+        then,
+        els: vec![TxnOp::Get { key: k }],
+    };
     Some(c.run(req).await)
 }
 
@@ -220,9 +295,18 @@ async fn config_step(c: &mut RecClient, rng: &mut StdRng, st: &mut ClientState) 
     let k = key(p, rng);
     let req = if st.writer {
         tokio::time::sleep(Duration::from_millis(rng.gen_range(0..30))).await;
-        Request::Put { key: k, value: st.value(c.id), lease: 0 }
+        Request::Put {
+            key: k,
+            value: st.value(c.id),
+            lease: 0,
+        }
     } else {
-        Request::Get { key: k, end: None, serializable: rng.gen_bool(0.7), revision: 0 }
+        Request::Get {
+            key: k,
+            end: None,
+            serializable: rng.gen_bool(0.7),
+            revision: 0,
+        }
     };
     Some(c.run(req).await)
 }

@@ -120,8 +120,23 @@ pub async fn run_watcher(
             }
         }
         let seg = r.segments.len();
-        r.segments.push(Segment { member, start_rev: next_rev, opened_at: rec.now() });
-        let res = segment(&mut r, seg, &spec, &urls[member], next_rev, &rec, deadline, hard_deadline, &final_rev).await;
+        r.segments.push(Segment {
+            member,
+            start_rev: next_rev,
+            opened_at: rec.now(),
+        });
+        let res = segment(
+            &mut r,
+            seg,
+            &spec,
+            &urls[member],
+            next_rev,
+            &rec,
+            deadline,
+            hard_deadline,
+            &final_rev,
+        )
+        .await;
         // Resume after the last revision seen in this segment.
         for x in r.resps.iter().filter(|x| x.segment == seg) {
             let rev = match x.events.last() {
@@ -188,11 +203,12 @@ async fn segment(
         })),
     };
     tx.send(create).await.map_err(|e| e.to_string())?;
-    let mut stream = tokio::time::timeout(Duration::from_secs(3), wc.watch(ReceiverStream::new(rx)))
-        .await
-        .map_err(|_| "watch open timed out".to_string())?
-        .map_err(|e| format!("watch open: {}", e.message()))?
-        .into_inner();
+    let mut stream =
+        tokio::time::timeout(Duration::from_secs(3), wc.watch(ReceiverStream::new(rx)))
+            .await
+            .map_err(|_| "watch open timed out".to_string())?
+            .map_err(|e| format!("watch open: {}", e.message()))?
+            .into_inner();
     let mut last_progress_req = Instant::now();
     let mut last_recv = Instant::now();
     let mut seen = 0i64;
@@ -229,7 +245,11 @@ async fn segment(
             .iter()
             .map(|e| Event {
                 put: e.r#type == EventType::Put as i32,
-                kv: e.kv.as_ref().map(kv_of).unwrap_or_else(|| kv_of(&Default::default())),
+                kv: e
+                    .kv
+                    .as_ref()
+                    .map(kv_of)
+                    .unwrap_or_else(|| kv_of(&Default::default())),
                 prev: e.prev_kv.as_ref().map(kv_of),
             })
             .collect();

@@ -41,7 +41,9 @@ pub enum Verdict {
     Ok,
     /// Not linearizable; `longest` is the largest number of operations linearized in any
     /// attempt.
-    Violation { longest: usize },
+    Violation {
+        longest: usize,
+    },
     Inconclusive,
 }
 
@@ -169,8 +171,12 @@ pub fn shrink<M: Model>(
     let mut kept = vec![true; hist.len()];
     let mut checks = 0;
     let fails = |kept: &[bool]| {
-        let sub: Vec<Entry<M::Op>> =
-            hist.iter().zip(kept).filter(|(_, k)| **k).map(|(e, _)| e.clone()).collect();
+        let sub: Vec<Entry<M::Op>> = hist
+            .iter()
+            .zip(kept)
+            .filter(|(_, k)| **k)
+            .map(|(e, _)| e.clone())
+            .collect();
         matches!(check(m, &sub, budget), Verdict::Violation { .. })
     };
     let mut chunk = (hist.len() / 2).max(1);
@@ -180,7 +186,9 @@ pub fn shrink<M: Model>(
             if checks >= max_checks || t0.elapsed() > time {
                 return (0..hist.len()).filter(|&i| kept[i]).collect();
             }
-            let range: Vec<usize> = (i..(i + chunk).min(hist.len())).filter(|&j| kept[j]).collect();
+            let range: Vec<usize> = (i..(i + chunk).min(hist.len()))
+                .filter(|&j| kept[j])
+                .collect();
             i += chunk;
             if range.is_empty() {
                 continue;
@@ -228,7 +236,13 @@ mod tests {
         fn step(&self, s: &i32, op: &R) -> Vec<i32> {
             match op {
                 R::W(v) | R::WUnknown(v) => vec![*v],
-                R::Rd(v) => if v == s { vec![*s] } else { vec![] },
+                R::Rd(v) => {
+                    if v == s {
+                        vec![*s]
+                    } else {
+                        vec![]
+                    }
+                }
                 R::Inc12 => vec![s + 1, s + 2],
             }
         }
@@ -239,10 +253,18 @@ mod tests {
 
     #[test]
     fn sequential_ok_and_stale_read_bad() {
-        let h = vec![e(1, 2, R::W(1)), e(3, 4, R::Rd(1)), e(5, 6, R::W(2)), e(7, 8, R::Rd(2))];
+        let h = vec![
+            e(1, 2, R::W(1)),
+            e(3, 4, R::Rd(1)),
+            e(5, 6, R::W(2)),
+            e(7, 8, R::Rd(2)),
+        ];
         assert_eq!(check(&Reg, &h, 10_000), Verdict::Ok);
         let bad = vec![e(1, 2, R::W(1)), e(3, 4, R::W(2)), e(5, 6, R::Rd(1))];
-        assert!(matches!(check(&Reg, &bad, 10_000), Verdict::Violation { .. }));
+        assert!(matches!(
+            check(&Reg, &bad, 10_000),
+            Verdict::Violation { .. }
+        ));
     }
 
     #[test]
@@ -251,18 +273,32 @@ mod tests {
         let ok = vec![e(1, 10, R::W(1)), e(2, 3, R::Rd(0)), e(4, 5, R::Rd(1))];
         assert_eq!(check(&Reg, &ok, 10_000), Verdict::Ok);
         let bad = vec![e(1, 10, R::W(1)), e(2, 3, R::Rd(1)), e(4, 5, R::Rd(0))];
-        assert!(matches!(check(&Reg, &bad, 10_000), Verdict::Violation { .. }));
+        assert!(matches!(
+            check(&Reg, &bad, 10_000),
+            Verdict::Violation { .. }
+        ));
     }
 
     #[test]
     fn unknown_writes_may_or_may_not_happen() {
-        let took = vec![e(1, u64::MAX, R::WUnknown(7)), e(5, 6, R::Rd(7)), e(7, 8, R::Rd(7))];
+        let took = vec![
+            e(1, u64::MAX, R::WUnknown(7)),
+            e(5, 6, R::Rd(7)),
+            e(7, 8, R::Rd(7)),
+        ];
         assert_eq!(check(&Reg, &took, 10_000), Verdict::Ok);
         let not = vec![e(1, u64::MAX, R::WUnknown(7)), e(5, 6, R::Rd(0))];
         assert_eq!(check(&Reg, &not, 10_000), Verdict::Ok);
         // ...but not both: once seen, it cannot be undone.
-        let flip = vec![e(1, u64::MAX, R::WUnknown(7)), e(5, 6, R::Rd(7)), e(7, 8, R::Rd(0))];
-        assert!(matches!(check(&Reg, &flip, 10_000), Verdict::Violation { .. }));
+        let flip = vec![
+            e(1, u64::MAX, R::WUnknown(7)),
+            e(5, 6, R::Rd(7)),
+            e(7, 8, R::Rd(0)),
+        ];
+        assert!(matches!(
+            check(&Reg, &flip, 10_000),
+            Verdict::Violation { .. }
+        ));
     }
 
     #[test]
@@ -270,12 +306,18 @@ mod tests {
         let ok = vec![e(1, 2, R::Inc12), e(3, 4, R::Rd(2))];
         assert_eq!(check(&Reg, &ok, 10_000), Verdict::Ok);
         let bad = vec![e(1, 2, R::Inc12), e(3, 4, R::Rd(3))];
-        assert!(matches!(check(&Reg, &bad, 10_000), Verdict::Violation { .. }));
+        assert!(matches!(
+            check(&Reg, &bad, 10_000),
+            Verdict::Violation { .. }
+        ));
     }
 
     #[test]
     fn budget_gives_inconclusive() {
-        let h: Vec<_> = (0..40).map(|i| e(1, 100, R::W(i))).chain([e(101, 102, R::Rd(-1))]).collect();
+        let h: Vec<_> = (0..40)
+            .map(|i| e(1, 100, R::W(i)))
+            .chain([e(101, 102, R::Rd(-1))])
+            .collect();
         assert_eq!(check(&Reg, &h, 50), Verdict::Inconclusive);
     }
 
@@ -294,6 +336,9 @@ mod tests {
         let core = shrink(&Reg, &h, 100_000, keep, 500, Duration::from_secs(5));
         assert!(core.len() <= 3, "{core:?}");
         let sub: Vec<_> = core.iter().map(|&i| h[i].clone()).collect();
-        assert!(matches!(check(&Reg, &sub, 10_000), Verdict::Violation { .. }));
+        assert!(matches!(
+            check(&Reg, &sub, 10_000),
+            Verdict::Violation { .. }
+        ));
     }
 }

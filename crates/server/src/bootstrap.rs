@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use oxcd_mvcc::Store;
 use oxcd_storage::backend::META_TABLE;
@@ -204,19 +204,6 @@ impl Node {
             raft_thread: Some(raft_thread),
             apply_thread: Some(apply_thread),
         })
-    }
-
-    /// Waits (bounded) until a leader is known and what was committed at start is applied.
-    pub async fn wait_ready(&self, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            let s = &self.server;
-            if s.status.leader() != 0 && s.applied.load(Ordering::Acquire) >= s.status.commit() {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        false
     }
 
     /// Stops the Raft thread, lets the apply loop finish what was committed, and flushes

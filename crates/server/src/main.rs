@@ -100,11 +100,16 @@ async fn run(cfg: config::Config) -> Result<()> {
     let node = tokio::task::spawn_blocking(move || Node::start(node_cfg))
         .await
         .map_err(|e| Error::Config(format!("start-up task failed: {e}")))??;
-    {
+    let published = {
         let server = node.server.clone();
         let name = cfg.name.clone();
-        tokio::spawn(async move { server.publish_attributes(name).await });
-    }
+        let (published_tx, published_rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            server.publish_attributes(name).await;
+            let _ = published_tx.send(());
+        });
+        published_rx
+    };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     lessor_loop::spawn(node.server.clone());
     let mut servers = Vec::new();
@@ -124,10 +129,16 @@ async fn run(cfg: config::Config) -> Result<()> {
     }
     services::set_progress_report_interval(cfg.watch_progress_notify_interval);
     // Peers first: a leader can only be elected once members hear each other.
-    if !node.wait_ready(Duration::from_secs(5)).await {
-        tracing::warn!("no leader yet; serving anyway (requests wait for one)");
-    } else {
+    // etcd serves clients once its member attributes are published: that entry is applied
+    // after everything committed before the restart, so no read goes back in time. Without a
+    // quorum, serve anyway after a while (etcd's wait-cluster-ready timeout).
+    if tokio::time::timeout(Duration::from_secs(5), published)
+        .await
+        .is_ok()
+    {
         tracing::info!("ready to serve client requests");
+    } else {
+        tracing::warn!("not yet published to the cluster (no quorum?); serving anyway");
     }
 
     let routes = services::routes(node.server.clone());

@@ -30,6 +30,7 @@ fn member_list_simple(c: &Cluster, at: usize) -> Vec<String> {
 fn add_learner_promote_and_remove_under_load() {
     let _g = serial();
     let mut c = Cluster::start("members", Opts::new(3));
+    let mut soft: Vec<String> = Vec::new();
     let all3 = [0, 1, 2];
     let leader = c.wait_leader(&all3, WAIT);
     // The member to remove later: a follower; the writers use the other two.
@@ -37,8 +38,13 @@ fn add_learner_promote_and_remove_under_load() {
     let keep: Vec<usize> = all3.iter().copied().filter(|&i| i != r).collect();
     c.load(leader, "mem/pre/", 500, 8);
 
-    let initial = member_list(&c, leader);
-    assert_eq!(initial.len(), 3, "initial member list: {initial:?}");
+    // etcd serves clients only after the member published its name and client URLs; oxcd
+    // may answer a little earlier, so wait (bounded) until all three are published.
+    let initial = poll(WAIT, || {
+        let l = member_list(&c, leader);
+        (l.len() == 3 && l.iter().all(|m| !m.1.is_empty() && !m.3.is_empty())).then_some(l)
+    })
+    .unwrap_or_else(|| panic!("members never all published: {:?}", member_list(&c, leader)));
     for m in &c.members {
         let row = initial
             .iter()
@@ -147,11 +153,19 @@ fn add_learner_promote_and_remove_under_load() {
         pre.len()
     );
     // Learners serve serializable reads only (etcd: "rpc not supported for learner").
+    // (Recorded, not asserted at once, so the rest of the flow still runs.)
     let e = c.etcdctl(n4, &["get", "mem/pre/000001"]);
-    assert!(
-        !e.success() && e.stderr.contains("rpc not supported for learner"),
-        "linearizable get on a learner: {e:?}"
-    );
+    if e.success() || !e.stderr.contains("rpc not supported for learner") {
+        soft.push(format!(
+            "linearizable get on learner n4: expected \"etcdserver: rpc not supported for learner\", got {e:?}"
+        ));
+    }
+    let e = c.etcdctl(n4, &["put", "mem/on-learner", "x"]);
+    if e.success() || !e.stderr.contains("rpc not supported for learner") {
+        soft.push(format!(
+            "put on learner n4: expected \"etcdserver: rpc not supported for learner\", got {e:?}"
+        ));
+    }
     let s = c.etcdctl(
         n4,
         &[
@@ -273,6 +287,11 @@ fn add_learner_promote_and_remove_under_load() {
     c.wait_leader(&two, WAIT);
     c.put(n4, "mem/last", "x", Duration::from_secs(15))
         .expect("commit with n4 as one of two voters");
+    assert!(
+        soft.is_empty(),
+        "deviations from etcd:\n{}",
+        soft.join("\n")
+    );
 }
 
 #[test]

@@ -390,6 +390,11 @@ impl Member {
         }
     }
 
+    /// Sends SIGTERM without waiting.
+    pub fn stop_signal_only(&self) {
+        self.signal(SIGTERM);
+    }
+
     /// Waits (bounded) for the process to exit on its own.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + timeout;

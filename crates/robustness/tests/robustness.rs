@@ -1,0 +1,82 @@
+//! The bounded CI set of robustness scenarios (a few minutes in total). Each scenario runs
+//! random traffic against a real `oxcd` cluster while injecting faults and fails with the
+//! report (including minimal failing histories and the seed) if any checker finds a
+//! violation. Set `OXCD_ROBUSTNESS_SOAK=<seconds>` to run each scenario that long, and
+//! `OXCD_ROBUSTNESS_SEED=<n>` to replay a seed. Scenarios run one at a time (2-core box).
+
+use std::sync::Mutex;
+
+use oxcd_robustness::faults::FaultKind;
+use oxcd_robustness::scenario::{self, Scenario};
+use oxcd_robustness::traffic::Profile;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn run(name: &str, members: usize, profile: Profile, fault: FaultKind, secs: u64) {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let s = Scenario::new(name, members, profile, fault, secs);
+    let rep = scenario::run(&s).unwrap_or_else(|e| panic!("scenario {name} could not run: {e}"));
+    assert!(rep.ops > 100, "too little traffic:\n{}", rep.summary());
+    assert!(rep.ok(), "robustness violations:\n{}", rep.summary());
+}
+
+#[test]
+fn single_member_kill_restart() {
+    run("1m-kill", 1, Profile::Etcd, FaultKind::Kill, 10);
+}
+
+#[test]
+fn three_members_mixed_faults() {
+    run("3m-mixed", 3, Profile::Etcd, FaultKind::Mixed, 25);
+}
+
+#[test]
+fn three_members_kill_leader() {
+    run(
+        "3m-kill-leader",
+        3,
+        Profile::Etcd,
+        FaultKind::KillLeader,
+        12,
+    );
+}
+
+#[test]
+fn kubernetes_partitions() {
+    run(
+        "3m-k8s-partition",
+        3,
+        Profile::Kubernetes,
+        FaultKind::Partition,
+        15,
+    );
+}
+
+#[test]
+fn config_service_pause_and_delay() {
+    run(
+        "3m-config-pause",
+        3,
+        Profile::ConfigService,
+        FaultKind::Pause,
+        10,
+    );
+    run(
+        "3m-config-delay",
+        3,
+        Profile::ConfigService,
+        FaultKind::DelayLoss,
+        10,
+    );
+}
+
+#[test]
+fn member_remove_and_readd() {
+    run(
+        "3m-remove-readd",
+        3,
+        Profile::Etcd,
+        FaultKind::RemoveReadd,
+        12,
+    );
+}
