@@ -243,8 +243,11 @@ impl Store {
             idx.compact_rev = rev;
             keep
         };
+        fail::fail_point!("compactBeforeCommit");
         let removed = delete_compacted(wtx, rev, &keep)?;
+        fail::fail_point!("compactBeforeSetFinishedCompact");
         write_meta_rev(wtx, FINISHED_COMPACT_KEY, rev)?;
+        fail::fail_point!("compactAfterCommit");
         tracing::info!(rev, removed, kept = keep.len(), "compacted mvcc store");
         Ok(removed)
     }

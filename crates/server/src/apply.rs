@@ -122,6 +122,7 @@ impl Applier {
         let mut results = Vec::new();
         let mut removed_self = false;
         for e in &entries {
+            fail::fail_point!("beforeApplyOneEntry");
             if e.index <= applied {
                 // Already in the backend (a snapshot brought it), but Raft must still learn
                 // of membership changes.

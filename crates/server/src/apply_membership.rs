@@ -123,9 +123,11 @@ impl Applier {
 
     /// Replaces the backend with a leader's snapshot and reloads what depends on it.
     pub(crate) fn apply_snapshot(&mut self, index: u64, rows: Vec<BackendRow>) {
+        fail::fail_point!("applyBeforeOpenSnapshot");
         if let Err(e) = crate::snapshot::install(&self.backend, &rows) {
             fatal(&format!("installing snapshot at {index}: {e}"));
         }
+        fail::fail_point!("applyAfterOpenSnapshot");
         if let Err(e) = self.store.reload() {
             fatal(&format!("reloading the MVCC store from a snapshot: {e}"));
         }

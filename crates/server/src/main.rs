@@ -38,6 +38,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use crate::error::{Error, Result};
 
 fn main() -> ExitCode {
+    // Reads FAILPOINTS (e.g. `walBeforeSync=panic`) when built with the `failpoints` feature.
+    let _failpoints = fail::FailScenario::setup();
     let cfg = match config::Config::parse() {
         Ok(cfg) => cfg,
         Err(e) if e.exit_code() == 0 => {

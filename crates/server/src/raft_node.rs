@@ -335,9 +335,11 @@ impl RaftNode {
                     "raft snapshot at {index} arrived without its data"
                 ));
             };
+            fail::fail_point!("raftBeforeApplySnap");
             if let Err(e) = self.node.mut_store().apply_snapshot(&snap) {
                 fatal(&format!("applying raft snapshot: {e}"));
             }
+            fail::fail_point!("raftAfterApplySnap");
             self.status.is_learner.store(
                 snap.get_metadata()
                     .get_conf_state()
@@ -429,6 +431,7 @@ impl RaftNode {
     }
 
     fn send(&self, msgs: Vec<Message>) {
+        fail::fail_point!("beforeSendMessage", |_| ());
         if !msgs.is_empty() {
             self.transport.send(msgs);
         }

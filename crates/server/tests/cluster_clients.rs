@@ -220,3 +220,72 @@ fn move_leader() {
     // Nothing changed.
     assert_eq!(c.wait_leader(&all, WAIT), target);
 }
+
+/// Linearizable reads issued concurrently on every member of a healthy cluster must all be
+/// answered promptly (none may wait for the request timeout).
+#[test]
+fn concurrent_linearizable_reads_on_all_members_are_all_answered() {
+    let _g = serial();
+    let mut c = Cluster::start("lreads", Opts::new(3));
+    let all = [0, 1, 2];
+    let leader = c.wait_leader(&all, WAIT);
+    c.put(leader, "lr/k", "v", Duration::from_secs(10))
+        .expect("put");
+    let urls: Vec<String> = all.iter().map(|&i| c.members[i].client_url()).collect();
+    const PER_MEMBER: usize = 6;
+    const READS: usize = 300;
+    let results = c.rt.block_on(async move {
+        let mut hs = Vec::new();
+        for (m, url) in urls.iter().enumerate() {
+            for w in 0..PER_MEMBER {
+                let url = url.clone();
+                hs.push(tokio::spawn(async move {
+                    let mut cl = Cluster::connect(url).await.expect("connect");
+                    let mut errors = Vec::new();
+                    let mut max = Duration::ZERO;
+                    for _ in 0..READS {
+                        let t = std::time::Instant::now();
+                        let r = tokio::time::timeout(Duration::from_secs(15), cl.get("lr/k", None))
+                            .await;
+                        max = max.max(t.elapsed());
+                        match r {
+                            Ok(Ok(g)) if g.kvs().len() == 1 => {}
+                            Ok(Ok(g)) => errors.push(format!("wrong result {:?}", g.kvs())),
+                            Ok(Err(e)) => errors.push(format!("{e} after {:?}", t.elapsed())),
+                            Err(_) => errors.push("client timeout 15s".into()),
+                        }
+                    }
+                    (m, w, errors, max)
+                }));
+            }
+        }
+        let mut out = Vec::new();
+        for h in hs {
+            out.push(h.await.expect("reader panicked"));
+        }
+        out
+    });
+    let mut bad = Vec::new();
+    let mut worst = Duration::ZERO;
+    for (m, w, errors, max) in &results {
+        worst = worst.max(*max);
+        if !errors.is_empty() || *max > Duration::from_secs(2) {
+            bad.push(format!(
+                "n{} reader {w}: {} errors (first: {:?}), slowest read {max:?}",
+                m + 1,
+                errors.len(),
+                errors.first()
+            ));
+        }
+    }
+    c.log(format!(
+        "{} linearizable reads, slowest {worst:?}",
+        results.len() * READS
+    ));
+    assert!(
+        bad.is_empty(),
+        "linearizable reads failed or stalled on a healthy cluster (leader n{}):\n{}",
+        leader + 1,
+        bad.join("\n")
+    );
+}

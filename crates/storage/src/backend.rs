@@ -160,7 +160,9 @@ impl Backend {
             tx.tx.set_durability(Durability::Immediate)?;
         }
         let ci = tx.consistent_index;
+        fail::fail_point!("beforeCommit");
         tx.tx.commit()?;
+        fail::fail_point!("afterCommit");
         if let Some(ci) = ci {
             b.latest_index = b.latest_index.max(ci);
         }

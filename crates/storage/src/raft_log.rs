@@ -200,7 +200,9 @@ impl RaftLog {
         if let Some(hs) = hard_state {
             put_record(&mut buf, REC_HARD_STATE, hs)?;
         }
+        fail::fail_point!("raftBeforeSave");
         self.append_frame(&buf)?;
+        fail::fail_point!("raftAfterSave");
         if let Some(first) = entries.first() {
             let keep = first.index.saturating_sub(self.snapshot_meta.index + 1) as usize;
             self.entries.truncate(keep);

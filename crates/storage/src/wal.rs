@@ -177,7 +177,9 @@ impl Wal {
         buf.extend_from_slice(payload);
         buf.resize(total, 0);
         self.file.write_all_at(&buf, self.offset)?;
+        fail::fail_point!("walBeforeSync");
         self.file.sync_data()?;
+        fail::fail_point!("walAfterSync");
         self.offset += total as u64;
         Ok(())
     }
