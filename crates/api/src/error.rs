@@ -165,6 +165,28 @@ impl EtcdError {
     }
 }
 
+impl EtcdError {
+    /// The error whose message is `msg` (an error relayed from another member), or
+    /// `Internal` carrying the message.
+    pub fn from_status_message(msg: &str) -> EtcdError {
+        use EtcdError::*;
+        [
+            LeaseNotFound,
+            NoLeader,
+            NotLeader,
+            LeaderChanged,
+            Timeout,
+            Stopped,
+            TimeoutDueToLeaderFail,
+            TooManyRequests,
+            NotSupportedForLearner,
+        ]
+        .into_iter()
+        .find(|e| e.to_string() == msg)
+        .unwrap_or_else(|| Internal(msg.to_string()))
+    }
+}
+
 impl From<EtcdError> for Status {
     fn from(e: EtcdError) -> Status {
         Status::new(e.code(), e.to_string())

@@ -131,6 +131,7 @@ impl Applier {
         if let Err(e) = self.store.reload() {
             fatal(&format!("reloading the MVCC store from a snapshot: {e}"));
         }
+        self.reload_leases();
         match RaftCluster::load(&self.backend) {
             Ok(c) => *self.cluster.write() = c,
             Err(e) => fatal(&format!("reloading members from a snapshot: {e}")),

@@ -79,6 +79,7 @@ impl EtcdServer {
         &self,
         mut req: LeaseGrantRequest,
     ) -> Result<LeaseGrantResponse, EtcdError> {
+        self.check_not_learner()?;
         for _ in 0..16 {
             if req.id != 0 {
                 break;
@@ -99,6 +100,7 @@ impl EtcdServer {
         &self,
         req: LeaseRevokeRequest,
     ) -> Result<LeaseRevokeResponse, EtcdError> {
+        self.check_not_learner()?;
         match self.propose(Request::LeaseRevoke(req)).await? {
             Applied::LeaseRevoke(mut r) => {
                 let rev = r.header.as_ref().map_or(0, |h| h.revision);
@@ -145,17 +147,13 @@ impl EtcdServer {
 
     /// etcd's `LeaseRenew` on the leader: the lease's TTL, or `LeaseNotFound`.
     pub async fn lease_renew(&self, id: i64) -> Result<i64, EtcdError> {
+        self.check_not_learner()?;
         let deadline = Instant::now() + self.settings.request_timeout;
         let max_polls = self.settings.request_timeout.as_millis() / RENEW_POLL.as_millis() + 2;
         for _ in 0..max_polls {
             if !self.is_leader() {
-                // etcd forwards a renew to the leader over the peer API; oxcd members
-                // answer only as leader.
-                return Err(if self.status.leader() == 0 {
-                    EtcdError::NoLeader
-                } else {
-                    EtcdError::NotLeader
-                });
+                // etcd forwards a renew to the leader.
+                return self.leader_channel.renew(self, id).await;
             }
             self.wait_applied_index().await?;
             match self.lessor().renew(id) {
@@ -185,7 +183,13 @@ impl EtcdServer {
         &self,
         req: LeaseTimeToLiveRequest,
     ) -> Result<LeaseTimeToLiveResponse, EtcdError> {
-        if self.is_leader() {
+        self.check_not_learner()?;
+        if !self.is_leader() {
+            let mut r = self.leader_channel.time_to_live(self, req).await?;
+            r.header = Some(self.header(self.lease_header_rev()));
+            return Ok(r);
+        }
+        {
             self.wait_applied_index().await?;
             // Just after an election the lessor is promoted when the leader's first entry
             // applies; give it that moment.

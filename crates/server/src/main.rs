@@ -10,6 +10,7 @@ mod authority;
 mod bootstrap;
 mod config;
 mod error;
+mod forward;
 mod lease_server;
 mod lessor_loop;
 mod logging;
@@ -114,7 +115,7 @@ async fn run(cfg: config::Config) -> Result<()> {
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     lessor_loop::spawn(node.server.clone());
-    let mut servers = Vec::new();
+    let mut peer_servers = Vec::new();
     for (addr, l) in peer_listeners {
         tracing::info!(address = %addr, "serving peer traffic");
         let mut rx = stop_rx.clone();
@@ -127,7 +128,7 @@ async fn run(cfg: config::Config) -> Result<()> {
             .serve_with_incoming_shutdown(incoming(l), async move {
                 let _ = rx.wait_for(|s| *s).await;
             });
-        servers.push(tokio::spawn(srv));
+        peer_servers.push(tokio::spawn(srv));
     }
     services::set_progress_report_interval(cfg.watch_progress_notify_interval);
     // Peers first: a leader can only be elected once members hear each other.
@@ -144,9 +145,11 @@ async fn run(cfg: config::Config) -> Result<()> {
     }
 
     let routes = services::routes(node.server.clone());
+    let (client_stop_tx, client_stop_rx) = tokio::sync::watch::channel(false);
+    let mut servers = Vec::new();
     for (addr, l) in listeners {
         tracing::info!(address = %addr, "serving client traffic");
-        let mut rx = stop_rx.clone();
+        let mut rx = client_stop_rx.clone();
         let srv = tonic::transport::Server::builder()
             .max_concurrent_streams(Some(u32::MAX))
             .http2_keepalive_interval(Some(Duration::from_secs(60)))
@@ -159,18 +162,34 @@ async fn run(cfg: config::Config) -> Result<()> {
 
     shutdown_signal().await;
     tracing::info!("received shutdown signal; stopping gracefully");
-    let _ = stop_tx.send(true);
+    // 1. Stop accepting clients; in-flight requests get a bounded time to finish (watch and
+    //    keep-alive streams never finish on their own).
+    let _ = client_stop_tx.send(true);
     node.server.leases.stop();
-    for s in servers {
-        match s.await {
-            Ok(Err(e)) => tracing::warn!(error = %e, "client listener ended with an error"),
-            Err(e) => tracing::warn!(error = %e, "client listener task failed"),
-            Ok(Ok(())) => {}
+    // 2. A leader hands over first, so the cluster does not wait an election timeout.
+    node.server.transfer_leadership_on_stop().await;
+    let drain = async {
+        for s in &mut servers {
+            match s.await {
+                Ok(Err(e)) => tracing::warn!(error = %e, "client listener ended with an error"),
+                Err(e) if !e.is_cancelled() => tracing::warn!(error = %e, "client listener failed"),
+                _ => {}
+            }
         }
+    };
+    if tokio::time::timeout(Duration::from_secs(3), drain)
+        .await
+        .is_err()
+    {
+        tracing::info!("closing client streams still open");
+        servers.iter().for_each(|s| s.abort());
     }
+    // 3. Stop Raft, apply what is committed, flush the backend; then the peer listeners.
     tokio::task::spawn_blocking(move || node.stop())
         .await
         .map_err(|e| Error::Config(format!("shutdown task failed: {e}")))?;
+    let _ = stop_tx.send(true);
+    peer_servers.iter().for_each(|s| s.abort());
     tracing::info!("stopped");
     Ok(())
 }

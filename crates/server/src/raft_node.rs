@@ -61,6 +61,8 @@ pub enum RaftMsg {
     UpdatePeer(u64, Vec<String>),
     /// Hand leadership to this member (Maintenance.MoveLeader).
     TransferLeader(u64),
+    /// Stopping: if leader, hand leadership to the most up-to-date voter; answers with it.
+    TransferToBest(oneshot::Sender<Option<u64>>),
     /// The backend holds everything up to this index durably; the log may be compacted.
     Compact(u64),
     /// Stop the thread (after handing over what is committed).
@@ -291,6 +293,23 @@ impl RaftNode {
             }
             RaftMsg::UpdatePeer(id, urls) => self.transport.add_peer(id, urls),
             RaftMsg::TransferLeader(to) => self.node.transfer_leader(to),
+            RaftMsg::TransferToBest(done) => {
+                let mut best = None;
+                if self.node.raft.state == StateRole::Leader {
+                    let voters: Vec<u64> =
+                        self.node.raft.prs().conf().voters().ids().iter().collect();
+                    best = voters
+                        .into_iter()
+                        .filter(|id| *id != self.id)
+                        .filter_map(|id| self.node.raft.prs().get(id).map(|p| (p.matched, id)))
+                        .max()
+                        .map(|(_, id)| id);
+                    if let Some(to) = best {
+                        self.node.transfer_leader(to);
+                    }
+                }
+                let _ = done.send(best);
+            }
             RaftMsg::Compact(durable) => {
                 let idx = durable.saturating_sub(self.catchup_entries);
                 if let Err(e) = self.node.mut_store().compact(idx) {
@@ -313,9 +332,13 @@ impl RaftNode {
         }
         let ctx = self.next_read_ctx;
         self.next_read_ctx += 1;
+        // The leader keys pending reads by context: include our id so contexts of different
+        // members never collide.
+        let mut rctx = self.id.to_be_bytes().to_vec();
+        rctx.extend_from_slice(&ctx.to_be_bytes());
         let waiters = std::mem::take(&mut self.pending_reads);
         self.inflight_reads.insert(ctx, waiters);
-        self.node.read_index(ctx.to_be_bytes().to_vec());
+        self.node.read_index(rctx);
     }
 
     fn on_ready(&mut self) {
@@ -378,10 +401,10 @@ impl RaftNode {
     fn answer_reads(&mut self, states: Vec<raft::ReadState>) {
         for rs in states {
             let mut ctx = [0u8; 8];
-            if rs.request_ctx.len() != 8 {
+            if rs.request_ctx.len() != 16 || rs.request_ctx[..8] != self.id.to_be_bytes() {
                 continue;
             }
-            ctx.copy_from_slice(&rs.request_ctx);
+            ctx.copy_from_slice(&rs.request_ctx[8..]);
             if let Some(txs) = self.inflight_reads.remove(&u64::from_be_bytes(ctx)) {
                 for tx in txs {
                     let _ = tx.send(Ok(rs.index));

@@ -59,6 +59,7 @@ pub struct EtcdServer {
     pub wait: Arc<Wait<ApplyResult>>,
     pub snapshot_inbox: Arc<SnapshotInbox>,
     pub transport: Arc<Transport>,
+    pub leader_channel: crate::forward::LeaderChannel,
     pub cluster_token: String,
     pub leases: crate::lease_server::LeaseHub,
     raft_tx: Sender<RaftMsg>,
@@ -103,6 +104,7 @@ impl EtcdServer {
             wait,
             snapshot_inbox,
             transport,
+            leader_channel: Default::default(),
             cluster_token,
             leases,
             raft_tx,
@@ -125,9 +127,18 @@ impl EtcdServer {
         *h = Some(self.header(rev));
     }
 
+    /// etcd serves a learner only serializable reads, Status and the member list.
+    pub fn check_not_learner(&self) -> Result<(), EtcdError> {
+        if self.status.is_learner.load(Ordering::Acquire) {
+            return Err(EtcdError::NotSupportedForLearner);
+        }
+        Ok(())
+    }
+
     pub async fn range(&self, req: RangeRequest) -> Result<RangeResponse, EtcdError> {
         oxcd_mvcc::validate::check_range_request(&req)?;
         if !req.serializable {
+            self.check_not_learner()?;
             self.linearizable_read_notify().await?;
         }
         let view = self.store.read().map_err(EtcdError::from)?;
@@ -137,6 +148,7 @@ impl EtcdServer {
     }
 
     pub async fn put(&self, req: PutRequest) -> Result<PutResponse, EtcdError> {
+        self.check_not_learner()?;
         oxcd_mvcc::validate::check_put_request(&req)?;
         match self.propose(Request::Put(req)).await? {
             Applied::Put(mut r) => {
@@ -151,6 +163,7 @@ impl EtcdServer {
         &self,
         req: DeleteRangeRequest,
     ) -> Result<DeleteRangeResponse, EtcdError> {
+        self.check_not_learner()?;
         oxcd_mvcc::validate::check_delete_request(&req)?;
         match self.propose(Request::DeleteRange(req)).await? {
             Applied::DeleteRange(mut r) => {
@@ -162,6 +175,7 @@ impl EtcdServer {
     }
 
     pub async fn txn(&self, req: TxnRequest) -> Result<TxnResponse, EtcdError> {
+        self.check_not_learner()?;
         oxcd_mvcc::validate::check_txn(&req, self.settings.max_txn_ops)?;
         if oxcd_mvcc::kv_apply::is_txn_readonly(&req) {
             // etcd answers read-only txns without Raft (linearizable unless all serializable).
@@ -182,6 +196,7 @@ impl EtcdServer {
     }
 
     pub async fn compact(&self, req: CompactionRequest) -> Result<CompactionResponse, EtcdError> {
+        self.check_not_learner()?;
         // Compaction runs inside the apply of its entry, so once applied it is physical too.
         match self.propose(Request::Compaction(req)).await? {
             Applied::Compaction => Ok(CompactionResponse {
@@ -324,6 +339,24 @@ impl EtcdServer {
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
             }
+        }
+    }
+
+    /// On stop, a leader hands leadership to its most up-to-date follower (as etcd's
+    /// `TransferLeadership` on stop) and waits, bounded, until another member leads.
+    pub async fn transfer_leadership_on_stop(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.raft_tx.send(RaftMsg::TransferToBest(tx)).is_err() {
+            return;
+        }
+        let Ok(Some(target)) = rx.await else { return };
+        tracing::info!(
+            target = format!("{target:x}"),
+            "leader stopping: transferring leadership"
+        );
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        while self.status.leader() == self.member_id && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 

@@ -33,6 +33,9 @@ unsafe extern "C" {
     fn kill(pid: i32, sig: i32) -> i32;
     fn prctl(option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) -> i32;
 }
+
+/// A member's keys under a prefix: key -> (value, mod revision).
+type Dump = BTreeMap<String, (String, i64)>;
 pub const SIGKILL: i32 = 9;
 pub const SIGTERM: i32 = 15;
 pub const SIGSTOP: i32 = 19;
@@ -373,9 +376,7 @@ impl Member {
 
     /// SIGTERM and wait up to 15 s (then SIGKILL).
     pub fn stop(&mut self) -> Option<ExitStatus> {
-        if self.child.is_none() {
-            return None;
-        }
+        self.child.as_ref()?;
         if self.stopped_by_signal {
             self.signal(SIGCONT);
         }
@@ -908,7 +909,7 @@ impl Cluster {
     /// value and the revision it was acknowledged with, and that the members hold identical
     /// data under `prefix`. Members must have converged first.
     pub fn verify_acked(&self, idx: &[usize], prefix: &str, acked: &[Acked]) {
-        let mut first: Option<(usize, BTreeMap<String, (String, i64)>)> = None;
+        let mut first: Option<(usize, Dump)> = None;
         for &i in idx {
             let d = self.dump(i, prefix);
             let mut missing = Vec::new();
