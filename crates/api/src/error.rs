@@ -180,6 +180,11 @@ impl EtcdError {
             TimeoutDueToLeaderFail,
             TooManyRequests,
             NotSupportedForLearner,
+            LearnerNotReady,
+            MemberNotFound,
+            MemberNotLearner,
+            MemberNotEnoughStarted,
+            Unhealthy,
         ]
         .into_iter()
         .find(|e| e.to_string() == msg)

@@ -1,16 +1,19 @@
 //! Forwarding to the leader: etcd members pass lease renewals and time-to-live queries to
-//! the leader (the only member whose lessor knows expiries). oxcd does it over the leader's
-//! client gRPC API, through one cached connection.
+//! the leader (the only member whose lessor knows expiries), and learner promotions (only
+//! the leader knows whether the learner caught up). oxcd does it over the leader's client
+//! gRPC API, through one cached connection.
 //!
 //! Invariant: the cached channel is tied to the leader id it was opened for; a leader
 //! change opens a new one.
 
 use std::time::Duration;
 
+use oxcd_api::etcdserverpb::cluster_client::ClusterClient;
 use oxcd_api::etcdserverpb::lease_client::LeaseClient;
 use oxcd_api::etcdserverpb::{
     LeaseKeepAliveRequest, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
 };
+use oxcd_api::etcdserverpb::{MemberPromoteRequest, MemberPromoteResponse};
 use oxcd_api::EtcdError;
 use parking_lot::Mutex;
 use tonic::transport::{Channel, Endpoint};
@@ -73,6 +76,25 @@ impl LeaderChannel {
         match stream.message().await {
             Ok(Some(r)) if r.ttl > 0 => Ok(r.ttl),
             Ok(_) => Err(EtcdError::LeaseNotFound),
+            Err(e) => {
+                self.forget();
+                Err(EtcdError::from_status_message(e.message()))
+            }
+        }
+    }
+
+    /// Asks the leader to promote learner `id`.
+    pub async fn promote(
+        &self,
+        s: &EtcdServer,
+        id: u64,
+    ) -> Result<MemberPromoteResponse, EtcdError> {
+        let ch = self.get(s).await?;
+        match ClusterClient::new(ch)
+            .member_promote(MemberPromoteRequest { id })
+            .await
+        {
+            Ok(r) => Ok(r.into_inner()),
             Err(e) => {
                 self.forget();
                 Err(EtcdError::from_status_message(e.message()))

@@ -49,32 +49,6 @@ impl ClusterService {
     }
 }
 
-impl ClusterService {
-    async fn forward_promote(&self, id: u64) -> Result<Response<MemberPromoteResponse>, Status> {
-        let leader = self.0.status.leader();
-        let urls = self
-            .0
-            .cluster
-            .read()
-            .members
-            .get(&leader)
-            .map(|m| m.client_urls.clone())
-            .unwrap_or_default();
-        for u in urls {
-            let Ok(ep) = tonic::transport::Endpoint::from_shared(u) else {
-                continue;
-            };
-            let ep = ep.connect_timeout(std::time::Duration::from_secs(1));
-            let Ok(ch) = ep.connect().await else {
-                continue;
-            };
-            let mut c = oxcd_api::etcdserverpb::cluster_client::ClusterClient::new(ch);
-            return c.member_promote(MemberPromoteRequest { id }).await;
-        }
-        Err(EtcdError::NoLeader.into())
-    }
-}
-
 /// Peer URLs as etcd accepts them: http(s)://host:port, normalised.
 fn parse_peer_urls(urls: &[String]) -> Result<Vec<String>, EtcdError> {
     if urls.is_empty() {
@@ -211,7 +185,9 @@ impl Cluster for ClusterService {
         if self.0.status.leader() != self.0.member_id {
             // Only the leader knows whether the learner caught up: ask it (etcd forwards
             // promotes to the leader too).
-            return self.forward_promote(id).await;
+            let mut r = self.0.leader_channel.promote(&self.0, id).await?;
+            r.header = Some(self.0.header(0));
+            return Ok(Response::new(r));
         }
         self.conf_change(id, ConfChangeType::AddNode, None).await?;
         Ok(Response::new(MemberPromoteResponse {
