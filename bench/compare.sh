@@ -17,8 +17,10 @@
 #
 # Usage: bench/compare.sh [--members 1|3] [--full | --scale N] [--only etcd|oxcd] [--no-build]
 #                         [--workloads put,range-l,...] [--work-dir DIR] [--keep]
-# Workloads: put put-txn put-seq range-l range-s range-prefix txn-mixed watch watch-latency
-# lease-keepalive stm (put-seq loads the read workloads' keys; it runs before them anyway).
+# Workloads: put-1 put put-100 put-txn put-seq range-l range-s range-l-100 range-s-100
+# range-prefix txn-mixed watch watch-latency lease-keepalive stm load-1m (put-seq loads the
+# read workloads' keys; it runs before them anyway; load-1m puts 1,000,000 keys, so the peak
+# RSS reported afterwards is the one with 1M keys loaded).
 # Env: ETCD_BIN (default /usr/bin/etcd), OXCD_BIN (default target/release/oxcd),
 #      BENCH (default target/release/oxcd-bench).
 set -uo pipefail
@@ -33,7 +35,7 @@ ONLY=""
 BUILD=1
 KEEP=0
 WORK=""
-WORKLOADS="put,put-txn,range-l,range-s,range-prefix,txn-mixed,watch,watch-latency,lease-keepalive,stm"
+WORKLOADS="put-1,put,put-100,put-txn,range-l,range-s,range-l-100,range-s-100,range-prefix,txn-mixed,watch,watch-latency,lease-keepalive,stm,load-1m"
 
 usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
@@ -148,12 +150,17 @@ start_cluster() {
 workload_args() {
     local s=$SCALE
     case "$1" in
+        put-1) echo "--clients 1 --total $((2000 * s)) put --val-size 256 --key-space-size 10000" ;;
         put) echo "--clients 16 --conns 4 --total $((20000 * s)) put --val-size 256 --key-space-size 10000" ;;
+        put-100) echo "--clients 100 --conns 10 --total $((40000 * s)) put --val-size 256 --key-space-size 10000" ;;
         put-txn) echo "--clients 16 --conns 4 --total $((10000 * s)) put --txn --val-size 256 --key-space-size 10000" ;;
         # Loads the whole key space the read workloads use (run automatically before them).
         put-seq) echo "--clients 16 --conns 4 --total 10000 put --sequential-keys --val-size 256 --key-space-size 10000" ;;
         range-l) echo "--clients 16 --conns 4 --total $((20000 * s)) range --consistency l --val-size 256 --key-space-size 10000 --no-preload" ;;
         range-s) echo "--clients 16 --conns 4 --total $((20000 * s)) range --consistency s --val-size 256 --key-space-size 10000 --no-preload" ;;
+        range-l-100) echo "--clients 100 --conns 10 --total $((40000 * s)) range --consistency l --val-size 256 --key-space-size 10000 --no-preload" ;;
+        range-s-100) echo "--clients 100 --conns 10 --total $((40000 * s)) range --consistency s --val-size 256 --key-space-size 10000 --no-preload" ;;
+        load-1m) echo "--clients 100 --conns 10 --total 1000000 put --sequential-keys --val-size 8 --key-space-size 1000000" ;;
         range-prefix) echo "--clients 8 --conns 4 --total $((5000 * s)) range --consistency s --prefix-keys 100 --val-size 256 --key-space-size 10000 --no-preload" ;;
         txn-mixed) echo "--clients 16 --conns 4 --total $((10000 * s)) txn-mixed --rw-ratio 4 --val-size 256 --key-space-size 10000 --no-preload" ;;
         watch) echo "--clients 8 --conns 4 --total $((2000 * s)) watch --watchers 100 --streams 10 --val-size 64" ;;
@@ -172,7 +179,9 @@ run_workload() {
     log "$kind: $w ($args)"
     before=$(cpu_seconds)
     # shellcheck disable=SC2086
-    out=$("$BENCH" --endpoints "$ENDPOINTS" --json --timeout $((120 * SCALE)) $args 2> "$WORK/bench.err")
+    local limit=$((120 * SCALE))
+    [ "$w" = load-1m ] && limit=600
+    out=$("$BENCH" --endpoints "$ENDPOINTS" --json --timeout "$limit" $args 2> "$WORK/bench.err")
     rc=$?
     after=$(cpu_seconds)
     if [ $rc = 0 ] && [ -n "$out" ]; then
