@@ -57,7 +57,7 @@ fn check_crashes(c: &mut Cluster, log: &mut FaultLog) {
             "member {} exited on its own; log tail:\n{tail}",
             c.members[i].name
         ));
-        if let Err(e) = c.spawn(i) {
+        if let Err(e) = c.try_spawn(i) {
             log.errors.push(format!("restart after crash: {e}"));
         }
     }
@@ -113,7 +113,7 @@ pub fn inject_until(
             FaultKind::Kill | FaultKind::KillLeader => {
                 c.kill9(target);
                 sleep_until(deadline + Duration::from_secs(5), hold);
-                if let Err(e) = c.spawn(target) {
+                if let Err(e) = c.try_spawn(target) {
                     log.errors.push(e);
                 }
                 format!(
@@ -182,7 +182,7 @@ pub fn inject_until(
                 Err(e) => {
                     log.errors.push(format!("remove/re-add {name}: {e}"));
                     if !c.members[target].is_running() {
-                        let _ = c.spawn(target);
+                        let _ = c.try_spawn(target);
                     }
                     continue;
                 }
@@ -191,7 +191,7 @@ pub fn inject_until(
         };
         c.log(&desc);
         log.injected.push(desc);
-        if let Err(e) = c.wait_leader(Duration::from_secs(20)) {
+        if let Err(e) = c.wait_live_leader(Duration::from_secs(20)) {
             log.errors.push(format!("after fault: {e}"));
         }
     }
@@ -211,7 +211,7 @@ pub fn recover_all(c: &mut Cluster, log: &mut FaultLog) {
             c.resume(i);
         }
         if !c.members[i].is_running() {
-            if let Err(e) = c.spawn(i) {
+            if let Err(e) = c.try_spawn(i) {
                 log.errors.push(e);
             }
         }

@@ -3,8 +3,9 @@
 //! with its invoke/return times and result, then the history is checked.
 //!
 //! Layout:
-//! - [`cluster`]: spawns and signals member processes (kill -9, SIGSTOP/SIGCONT, restart,
-//!   remove/re-add); [`proxy`]: the fault-injecting TCP proxy on peer links (partitions,
+//! - [`cluster`]: the suite's cluster settings over `oxcd_testkit`, which spawns and
+//!   signals member processes (kill -9, SIGSTOP/SIGCONT, restart, remove/re-add);
+//!   [`proxy`]: `oxcd_testkit`'s fault-injecting TCP proxy on peer links (partitions,
 //!   delay, loss).
 //! - [`history`]: the recorded operations; [`client`]: a recording client over the raw
 //!   gRPC API; [`traffic`]: the traffic profiles; [`watcher`]: recording watchers.
@@ -24,7 +25,6 @@ pub mod client;
 pub mod cluster;
 pub mod faults;
 pub mod history;
-pub mod proxy;
 pub mod register;
 pub mod replay;
 pub mod scenario;
@@ -33,3 +33,5 @@ pub mod traffic;
 pub mod watchcheck;
 pub mod watcher;
 pub mod wgl;
+
+pub use oxcd_testkit::proxy;

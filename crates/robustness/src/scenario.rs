@@ -18,7 +18,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use crate::client::{Gens, RecClient};
-use crate::cluster::{Cluster, ClusterOpts};
+use crate::cluster;
 use crate::faults::{self, FaultKind, FaultLog};
 use crate::history::{Kv, Outcome, Recorder, Request, Response};
 use crate::traffic::{self, Profile, TrafficCfg, PREFIX, PREFIX_END};
@@ -203,7 +203,7 @@ pub fn run(s: &Scenario) -> Result<Report, String> {
         "[rb] scenario {}: {} member(s), {:?}, faults {:?}, {:?}, seed {}",
         s.name, s.members, s.profile, s.fault, s.duration, s.seed
     );
-    let mut c = Cluster::start(&s.name, ClusterOpts::new(s.members))?;
+    let mut c = cluster::start(&s.name, s.members)?;
     let rec = Recorder::new();
     let gens: Gens = Arc::new((0..s.members).map(|_| AtomicU32::new(0)).collect());
     let urls = c.client_urls();
@@ -252,10 +252,10 @@ pub fn run(s: &Scenario) -> Result<Report, String> {
     // Recovery and final reads.
     faults::recover_all(&mut c, &mut flog);
     let mut violations = Vec::new();
-    if let Err(e) = c.wait_leader(Duration::from_secs(30)) {
+    if let Err(e) = c.wait_live_leader(Duration::from_secs(30)) {
         violations.push(format!("cluster did not recover after the faults: {e}"));
     }
-    let conv = c.wait_converged(Duration::from_secs(30));
+    let conv = c.wait_running_converged(Duration::from_secs(30));
     if let Err(e) = &conv {
         violations.push(format!("members did not converge after the faults: {e}"));
     }
@@ -346,7 +346,16 @@ pub fn run(s: &Scenario) -> Result<Report, String> {
         }
         violations.push(v);
     }
-    let wr = watchcheck::check(&records, &rp.log);
+    let max_compact = ops
+        .iter()
+        .filter(|o| !matches!(o.out, crate::history::Outcome::Fail(_)))
+        .filter_map(|o| match o.req {
+            crate::history::Request::Compact { revision } => Some(revision),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
+    let wr = watchcheck::check(&records, &rp.log, max_compact);
     violations.extend(wr.violations.iter().cloned());
     let (nser, sv) = serializable::check(&ops);
     violations.extend(sv);

@@ -102,7 +102,7 @@ fn paused_leader_is_replaced_and_steps_down_on_resume() {
     c.put(leader, "sigstop/before", "1", Duration::from_secs(10))
         .expect("put before pause");
 
-    c.sigstop(leader);
+    c.pause(leader);
     let others: Vec<usize> = all.iter().copied().filter(|&i| i != leader).collect();
     let t0 = Instant::now();
     let nl = c
@@ -117,7 +117,7 @@ fn paused_leader_is_replaced_and_steps_down_on_resume() {
         .put(nl, "sigstop/during", "2", Duration::from_secs(10))
         .expect("put on the new leader while the old one is paused");
 
-    c.sigcont(leader);
+    c.resume(leader);
     let new_id = c.members[nl].id;
     let st = poll(WAIT, || {
         let s = c.status(leader).ok()?;
