@@ -30,6 +30,7 @@
 //!   one txn) is alive at that revision: its later sub revision supersedes the tombstone in
 //!   reads and compaction.
 
+use smallvec::{smallvec, SmallVec};
 use std::collections::HashSet;
 
 use crate::error::{Error, Result};
@@ -44,7 +45,7 @@ pub struct Generation {
     pub created: Revision,
     /// The generation's live revisions, oldest first; the last one of a closed generation
     /// is its tombstone.
-    pub revs: Vec<Revision>,
+    pub revs: SmallVec<[Revision; 1]>,
 }
 
 impl Generation {
@@ -67,7 +68,9 @@ pub struct KeyIndex {
     key: Vec<u8>,
     /// The last revision that modified the key.
     modified: Revision,
-    generations: Vec<Generation>,
+    /// Inline storage for the common case (one generation of one revision): no heap
+    /// allocation per key beyond the key itself.
+    generations: SmallVec<[Generation; 1]>,
 }
 
 impl KeyIndex {
@@ -76,7 +79,7 @@ impl KeyIndex {
         KeyIndex {
             key,
             modified: Revision::default(),
-            generations: vec![Generation::default()],
+            generations: smallvec![Generation::default()],
         }
     }
 
@@ -86,10 +89,10 @@ impl KeyIndex {
         KeyIndex {
             key,
             modified,
-            generations: vec![Generation {
+            generations: smallvec![Generation {
                 ver,
                 created,
-                revs: vec![modified],
+                revs: smallvec![modified],
             }],
         }
     }

@@ -16,6 +16,9 @@
 //! - Anything unexpected (a malformed frame, an HPACK error, a block too large to re-frame)
 //!   switches the adapter to plain pass-through for the rest of the connection: h2 then sees
 //!   exactly what the client sent and reports errors itself.
+//! - A client sends the same authority on every request of a connection (grpc-go sets it
+//!   per channel), so once a request arrives with a valid `:authority`, the connection goes
+//!   to pass-through: HPACK decoding costs only the first request of well-behaved clients.
 
 use std::io;
 use std::pin::Pin;
@@ -164,9 +167,14 @@ impl FixAuthority {
             return false;
         };
         let mut bad_authority = None;
+        let mut good_authority = false;
         let decoded = self.decoder.decode_with_cb(&block, |name, value| {
-            if &name[..] == b":authority" && value.windows(3).any(|w| w == b"://") {
-                bad_authority = Some(value.to_vec());
+            if &name[..] == b":authority" {
+                if value.windows(3).any(|w| w == b"://") {
+                    bad_authority = Some(value.to_vec());
+                } else {
+                    good_authority = true;
+                }
             }
         });
         if decoded.is_err() {
@@ -182,6 +190,11 @@ impl FixAuthority {
             return false;
         }
         self.emit_headers(stream, flags | END_HEADERS, &prio, &block);
+        if good_authority {
+            self.passthrough = true;
+            let rest = self.raw.split();
+            self.out.extend_from_slice(&rest);
+        }
         true
     }
 
@@ -297,6 +310,10 @@ impl AsyncRead for FixAuthority {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        if this.passthrough && this.out.is_empty() {
+            // Nothing held back: read straight into the caller's buffer.
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
+        }
         loop {
             if !this.out.is_empty() {
                 let n = this.out.len().min(buf.remaining());

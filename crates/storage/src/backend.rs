@@ -38,6 +38,9 @@ pub struct BackendConfig {
     pub batch_limit: usize,
     /// Durable commit when the last one is older than this (etcd: 100 ms).
     pub batch_interval: Duration,
+    /// redb's page cache. Pages beyond it are read through the OS page cache, which is not
+    /// part of the server's resident memory (redb's own default is 1 GiB).
+    pub cache_bytes: usize,
 }
 
 impl Default for BackendConfig {
@@ -45,6 +48,7 @@ impl Default for BackendConfig {
         BackendConfig {
             batch_limit: 10_000,
             batch_interval: Duration::from_millis(100),
+            cache_bytes: 64 << 20,
         }
     }
 }
@@ -88,7 +92,9 @@ impl Backend {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let db = Database::create(path)?;
+        let db = Database::builder()
+            .set_cache_size(cfg.cache_bytes)
+            .create(path)?;
         // Create every table up front so read transactions never miss one.
         let tx = db.begin_write()?;
         tx.open_table(KEY_TABLE)?;

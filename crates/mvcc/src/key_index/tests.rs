@@ -10,7 +10,7 @@ fn gen(created: Revision, ver: i64, revs: &[Revision]) -> Generation {
     Generation {
         ver,
         created,
-        revs: revs.to_vec(),
+        revs: revs.into(),
     }
 }
 
@@ -18,7 +18,7 @@ fn ki(modified: Revision, generations: Vec<Generation>) -> KeyIndex {
     KeyIndex {
         key: b"foo".to_vec(),
         modified,
-        generations,
+        generations: generations.into(),
     }
 }
 
@@ -64,7 +64,7 @@ fn restore_tombstone() {
     // A later compaction removes the restored tombstone.
     ki.compact(17, &mut HashSet::new());
     assert_eq!(ki.generations.len(), 1);
-    assert_eq!(ki.generations[0].revs, vec![r(17), r(18)]);
+    assert_eq!(ki.generations[0].revs.to_vec(), vec![r(17), r(18)]);
 }
 
 #[test]
