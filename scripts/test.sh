@@ -2,7 +2,9 @@
 # The project's test command (README, CI via .ci/run). On a fresh Debian 12 machine it:
 #   1. installs what is missing: etcd-server/etcd-client (the real etcd 3.4 for compat runs)
 #      and a Python venv at .venv with python-etcd3 and pytest;
-#   2. builds the workspace and runs `cargo test --workspace` (against oxcd);
+#   2. builds the workspace, builds oxcd with its `failpoints` feature into its own target
+#      dir (target/failpoints, for the robustness suite's fail-point scenario, exported as
+#      OXCD_FAILPOINTS_BIN) and runs `cargo test --workspace` (against oxcd);
 #   3. runs the compat pass against real etcd (the same tests must pass on both);
 #   4. runs the Python tests against oxcd and against etcd.
 # Every step runs even if an earlier one failed; the exit status is non-zero if any failed.
@@ -94,6 +96,12 @@ export -f log apt_install install_etcd venv_ok install_venv pytest_run
 step "install etcd 3.4 and protoc (apt)" 900 install_etcd
 step "install python venv" 900 install_venv
 OXCD_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/oxcd"
+# The failpoints build gets its own target dir so the normal one is untouched. If it fails,
+# the fail-point scenario reports that (it fails when the binary is missing).
+FP_TARGET="$ROOT/target/failpoints"
+export OXCD_FAILPOINTS_BIN="$FP_TARGET/debug/oxcd"
+step "cargo build oxcd --features failpoints" 2400 \
+  cargo build -p oxcd-server --features failpoints --target-dir "$FP_TARGET"
 if step "cargo build (workspace, all targets)" 2400 cargo test --workspace --no-run; then
   step "cargo test --workspace (oxcd)" 1800 env OXCD_TEST_SERVER=oxcd cargo test --workspace --no-fail-fast
   step "cargo compat tests (real etcd)" 900 \

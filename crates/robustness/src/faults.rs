@@ -4,7 +4,8 @@
 //! Invariants: after every iteration and when it returns, every fault it injected has been
 //! recovered (members running and resumed, proxy healed, link faults cleared); it runs
 //! until `deadline` and at most 1000 iterations; members that exit on their own are
-//! restarted and reported as crashes.
+//! restarted and reported as crashes (a crash at an armed fail point is expected and is
+//! not one of them).
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -31,6 +32,10 @@ pub enum FaultKind {
     DelayLoss,
     /// Remove a member, wipe it, re-add it.
     RemoveReadd,
+    /// Respawn a member from the failpoints build armed to panic at one fail point (WAL
+    /// save, backend commit, compaction; cycling), let it crash, restart it normally
+    /// (see [`crate::failpoints`]). Not part of [`FaultKind::Mixed`].
+    FailPoint,
     /// A random mix of all of the above.
     Mixed,
 }
@@ -41,6 +46,9 @@ pub struct FaultLog {
     pub injected: Vec<String>,
     pub crashes: Vec<String>,
     pub errors: Vec<String>,
+    /// Misbehaviour seen while injecting (e.g. a fail point that panicked without the
+    /// process exiting).
+    pub violations: Vec<String>,
 }
 
 fn sleep_until(deadline: Instant, d: Duration) {
@@ -80,7 +88,7 @@ pub fn inject_until(
         return log;
     }
     let n = c.members.len();
-    for _ in 0..1000 {
+    for round in 0..1000 {
         sleep_until(deadline, Duration::from_millis(rng.gen_range(500..1500)));
         if Instant::now() + Duration::from_secs(2) >= deadline {
             break;
@@ -171,6 +179,19 @@ pub fn inject_until(
                     hold * 2
                 )
             }
+            FaultKind::FailPoint => match crate::failpoints::inject(c, target, round, rng) {
+                Ok(o) => {
+                    log.violations.extend(o.violation);
+                    o.desc
+                }
+                Err(e) => {
+                    log.errors.push(format!("fail point on {name}: {e}"));
+                    if !c.members[target].is_running() {
+                        let _ = c.try_spawn(target);
+                    }
+                    continue;
+                }
+            },
             FaultKind::RemoveReadd if n > 2 => match c.remove_and_readd(target) {
                 Ok(()) => {
                     gens[target].store(c.members[target].data_gen, Ordering::SeqCst);

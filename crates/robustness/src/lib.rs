@@ -9,7 +9,8 @@
 //!   delay, loss).
 //! - [`history`]: the recorded operations; [`client`]: a recording client over the raw
 //!   gRPC API; [`traffic`]: the traffic profiles; [`watcher`]: recording watchers.
-//! - [`faults`]: fault injectors; [`scenario`]: runs one scenario end to end.
+//! - [`faults`]: fault injectors ([`failpoints`]: crashes at the server's fail points);
+//!   [`scenario`]: runs one scenario end to end.
 //! - Checkers: [`wgl`] (generic Wing–Gong–Lowe search + history shrinking),
 //!   [`register`] (per-key register model for WGL), [`replay`] (revision-order and
 //!   state-replay check), [`watchcheck`] (watch guarantees), [`serializable`].
@@ -23,6 +24,7 @@
 
 pub mod client;
 pub mod cluster;
+pub mod failpoints;
 pub mod faults;
 pub mod history;
 pub mod register;

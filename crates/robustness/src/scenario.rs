@@ -362,6 +362,7 @@ pub fn run(s: &Scenario) -> Result<Report, String> {
     for (m, d) in &dumps {
         replay::lost_writes(&ops, *m, d, &mut violations);
     }
+    violations.extend(flog.violations.iter().cloned());
     for cr in &flog.crashes {
         violations.push(format!("server crash: {cr}"));
     }

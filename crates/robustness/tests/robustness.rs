@@ -3,9 +3,12 @@
 //! report (including minimal failing histories and the seed) if any checker finds a
 //! violation. Set `OXCD_ROBUSTNESS_SOAK=<seconds>` to run each scenario that long, and
 //! `OXCD_ROBUSTNESS_SEED=<n>` to replay a seed. Scenarios run one at a time (2-core box).
+//! The fail-point scenario needs the `failpoints` build of oxcd in `OXCD_FAILPOINTS_BIN`; it
+//! fails without it unless `OXCD_SKIP_FAILPOINTS=1`.
 
 use std::sync::Mutex;
 
+use oxcd_robustness::failpoints;
 use oxcd_robustness::faults::FaultKind;
 use oxcd_robustness::scenario::{self, Scenario};
 use oxcd_robustness::traffic::Profile;
@@ -79,4 +82,19 @@ fn member_remove_and_readd() {
         FaultKind::RemoveReadd,
         12,
     );
+}
+
+#[test]
+fn three_members_fail_points() {
+    if let Err(e) = failpoints::bin() {
+        if failpoints::skip_requested() {
+            eprintln!(
+                "SKIPPING the fail-point scenario ({} = 1): {e}",
+                failpoints::SKIP_ENV
+            );
+            return;
+        }
+        panic!("the fail-point scenario cannot run: {e}");
+    }
+    run("3m-failpoints", 3, Profile::Etcd, FaultKind::FailPoint, 20);
 }

@@ -39,6 +39,13 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use crate::error::{Error, Result};
 
 fn main() -> ExitCode {
+    // A panic on any thread stops the process, as in etcd: a half-dead member (say, a Raft
+    // thread gone while listeners stay up) must not keep its ports.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default_hook(info);
+        std::process::exit(2);
+    }));
     // Reads FAILPOINTS (e.g. `walBeforeSync=panic`) when built with the `failpoints` feature.
     let _failpoints = fail::FailScenario::setup();
     let cfg = match config::Config::parse() {

@@ -212,14 +212,7 @@ impl RaftNode {
                 next_tick = Instant::now() + self.heartbeat;
             }
             self.issue_reads();
-            let applied = self
-                .applied
-                .load(Ordering::Acquire)
-                .min(self.node.raft.raft_log.committed);
-            if applied > self.node.raft.raft_log.applied {
-                self.node.advance_apply_to(applied);
-                self.node.mut_store().set_applied(applied);
-            }
+            self.sync_applied();
             self.on_ready();
             self.publish_status();
             if stop {
@@ -248,6 +241,9 @@ impl RaftNode {
                 let _ = done.send(r);
             }
             RaftMsg::ProposeConfChange { cc, context, done } => {
+                // The previous change may have been answered before raft-rs learned it was
+                // applied; raft-rs would silently turn this proposal into an empty entry.
+                self.sync_applied();
                 let r = self.check_conf_change(&cc).and_then(|()| {
                     self.node
                         .propose_conf_change(context, cc)
@@ -319,6 +315,19 @@ impl RaftNode {
             RaftMsg::Shutdown => return true,
         }
         false
+    }
+
+    /// Tells raft-rs how far the apply loop got (it refuses a new conf change while an
+    /// earlier one is not applied, and needs `applied` for snapshots).
+    fn sync_applied(&mut self) {
+        let applied = self
+            .applied
+            .load(Ordering::Acquire)
+            .min(self.node.raft.raft_log.committed);
+        if applied > self.node.raft.raft_log.applied {
+            self.node.advance_apply_to(applied);
+            self.node.mut_store().set_applied(applied);
+        }
     }
 
     /// Batches every waiting linearizable read into one read-index request.

@@ -1,7 +1,8 @@
 //! Issue 5, clients against a cluster: `etcdctl` and Python `etcd3` pointed at a follower
 //! (put/get/txn/status), and Maintenance.MoveLeader (`etcdctl move-leader`) with its errors
 //! ("etcdserver: not leader" from a follower, "etcdserver: bad leader transferee" for a
-//! learner).
+//! learner); leases through a follower (grant, keep-alive, time-to-live, `put --lease`,
+//! revoke), which forwards renew and time-to-live to the leader.
 
 #[path = "cluster_harness/mod.rs"]
 mod cluster_harness;
@@ -287,5 +288,138 @@ fn concurrent_linearizable_reads_on_all_members_are_all_answered() {
         "linearizable reads failed or stalled on a healthy cluster (leader n{}):\n{}",
         leader + 1,
         bad.join("\n")
+    );
+}
+
+/// `lease 694d7a3c9e2a4a0f granted with TTL(30s)` -> the hex id.
+fn granted_id(out: &str, ttl: i64) -> String {
+    let line = out.trim();
+    let id = line
+        .strip_prefix("lease ")
+        .and_then(|r| r.strip_suffix(&format!(" granted with TTL({ttl}s)")))
+        .unwrap_or_else(|| panic!("unexpected lease grant output: {out:?}"));
+    assert!(u64::from_str_radix(id, 16).is_ok(), "lease id {id:?}");
+    id.to_string()
+}
+
+/// `lease <id> granted with TTL(30s), remaining(29s)...` -> (granted, remaining).
+fn ttl_of(out: &str) -> (i64, i64) {
+    let num = |after: &str| -> i64 {
+        let i = out
+            .find(after)
+            .unwrap_or_else(|| panic!("{after:?} missing from {out:?}"));
+        out[i + after.len()..]
+            .split(|ch: char| !ch.is_ascii_digit() && ch != '-')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no number after {after:?} in {out:?}"))
+    };
+    (num("TTL("), num("remaining("))
+}
+
+#[test]
+fn leases_through_a_follower() {
+    let _g = serial();
+    let mut c = Cluster::start("follower-leases", Opts::new(3));
+    let all = [0, 1, 2];
+    let leader = c.wait_leader(&all, WAIT);
+    let f = (leader + 1) % 3;
+    let fname = c.members[f].name.clone();
+
+    let id = granted_id(c.etcdctl(f, &["lease", "grant", "30"]).ok(), 30);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        c.etcdctl(f, &["lease", "keep-alive", "--once", &id])
+            .ok()
+            .trim(),
+        format!("lease {id} keepalived with TTL(30)"),
+        "keep-alive --once on {fname}"
+    );
+    assert_eq!(
+        c.etcdctl(f, &["put", "--lease", &id, "fl/a", "1"])
+            .ok()
+            .trim(),
+        "OK"
+    );
+    assert_eq!(
+        c.etcdctl(f, &["put", &format!("--lease={id}"), "fl/b", "2"])
+            .ok()
+            .trim(),
+        "OK"
+    );
+    // Time to live as the leader sees it (not a follower's local "forever").
+    for i in [f, leader, (leader + 2) % 3] {
+        let out = c.etcdctl(i, &["lease", "timetolive", "--keys", &id]);
+        let text = out.ok().trim().to_string();
+        assert!(
+            text.starts_with(&format!("lease {id} granted with TTL(30s), remaining(")),
+            "timetolive on {}: {text}",
+            c.members[i].name
+        );
+        let (granted, remaining) = ttl_of(&text);
+        assert_eq!(granted, 30, "{text}");
+        assert!(
+            (20..=30).contains(&remaining),
+            "remaining TTL on {} should be about 30 after the keep-alive: {text}",
+            c.members[i].name
+        );
+        assert!(
+            text.ends_with("attached keys([fl/a fl/b])"),
+            "attached keys on {}: {text}",
+            c.members[i].name
+        );
+    }
+    let j = c
+        .etcdctl(f, &["-w", "json", "lease", "timetolive", &id])
+        .json();
+    let ttl = j["ttl"].as_i64().unwrap_or(-100);
+    assert!(
+        (20..=30).contains(&ttl),
+        "timetolive -w json on {fname}: {j}"
+    );
+    assert_eq!(j["granted-ttl"].as_i64(), Some(30), "{j}");
+    let listed = c.etcdctl(f, &["lease", "list"]);
+    assert!(
+        listed.ok().contains(&id),
+        "lease list on {fname}: {listed:#?}"
+    );
+    for i in all {
+        let got = c.etcdctl(i, &["get", "fl/", "--prefix"]);
+        assert_eq!(
+            got.ok(),
+            "fl/a\n1\nfl/b\n2\n",
+            "get on {}",
+            c.members[i].name
+        );
+    }
+
+    // Revoke through the follower: the keys are gone on every member.
+    assert_eq!(
+        c.etcdctl(f, &["lease", "revoke", &id]).ok().trim(),
+        format!("lease {id} revoked")
+    );
+    c.wait_converged(&all, WAIT);
+    for i in all {
+        assert!(
+            c.dump(i, "fl/").is_empty(),
+            "keys of the revoked lease still on {}: {:?}",
+            c.members[i].name,
+            c.dump(i, "fl/")
+        );
+        assert_eq!(
+            c.etcdctl(i, &["get", "fl/", "--prefix"]).ok(),
+            "",
+            "linearizable get on {}",
+            c.members[i].name
+        );
+    }
+    assert_eq!(
+        c.etcdctl(f, &["lease", "timetolive", &id]).ok().trim(),
+        format!("lease {id} already expired")
+    );
+    let err = c.etcdctl(f, &["lease", "keep-alive", "--once", &id]);
+    assert!(
+        !err.success() || err.stdout.contains("expired or revoked"),
+        "keep-alive of a revoked lease on {fname}: {err:#?}"
     );
 }

@@ -1,7 +1,10 @@
 //! Issue 5, membership: add a learner, start it with `--initial-cluster-state existing`,
 //! promote it, remove another member (which stops itself) — all while a bounded writer runs,
 //! checking `etcdctl member list` at each step; and a member with a wrong
-//! `--initial-cluster-token` is refused and never gets a leader.
+//! `--initial-cluster-token` is refused and never gets a leader; `--strict-reconfig-check`
+//! (default on): with one of three members down, member add (voter or learner) and removing
+//! a second voter are refused ("etcdserver: unhealthy cluster"), removing the dead member is
+//! allowed.
 
 #[path = "cluster_harness/mod.rs"]
 mod cluster_harness;
@@ -344,5 +347,125 @@ fn member_with_wrong_cluster_token_is_refused() {
     assert_eq!(
         c.get(0, "tok/a", false, Duration::from_secs(10)).unwrap(),
         Some(("1".to_string(), rev))
+    );
+}
+
+/// `etcdctl member add n4 --peer-urls=<free port>` on member `at`, optionally as a learner.
+fn member_add(c: &Cluster, at: usize, learner: bool) -> CmdOutput {
+    let peer = format!("--peer-urls=http://127.0.0.1:{}", oxcd_testkit::free_port());
+    let mut args = vec!["member", "add", "n4", peer.as_str()];
+    if learner {
+        args.push("--learner");
+    }
+    c.etcdctl(at, &args)
+}
+
+/// `--strict-reconfig-check` (on by default), as etcd 3.4 does it: with one of three
+/// members down, adding a voter, adding a learner (the leader must be connected to every
+/// voter: etcd 3.4's `isConnectedFullySince` applies to learners too) and removing a second
+/// voter are all refused; removing the dead member is allowed, and then a learner can be
+/// added.
+#[test]
+fn strict_reconfig_check_with_a_member_down() {
+    let _g = serial();
+    let mut c = Cluster::start("strict-reconfig", Opts::new(3));
+    let all = [0, 1, 2];
+    let leader = c.wait_leader(&all, WAIT);
+    // A peer counts as connected once its stream has been up for 5 s (etcd's
+    // HealthInterval).
+    std::thread::sleep(Duration::from_secs(6));
+    let down = (leader + 1) % 3;
+    let other = (leader + 2) % 3;
+    let down_id = c.members[down].id;
+    c.kill9(down);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(member_list(&c, leader).len(), 3);
+    let unhealthy = |what: &str, out: &CmdOutput| {
+        assert!(
+            out.err().contains("etcdserver: unhealthy cluster"),
+            "{what} with a member down must be refused as unhealthy: {out:#?}"
+        );
+    };
+
+    // A voter: the new configuration would need 3 of 4, and n-down is not connected.
+    unhealthy("member add (voter)", &member_add(&c, leader, false));
+    // A learner: refused as well in etcd 3.4 (not connected to every voter).
+    unhealthy("member add --learner", &member_add(&c, leader, true));
+    assert_eq!(
+        member_list(&c, leader).len(),
+        3,
+        "a refused add changed the list"
+    );
+
+    // Removing a second (running) voter would leave 1 connected of 2 voters: refused.
+    let oid = format!("{:x}", c.members[other].id);
+    let out = c.etcdctl(leader, &["member", "remove", &oid]);
+    let err = out.err();
+    assert!(
+        err.contains("etcdserver: unhealthy cluster")
+            || err
+                .contains("etcdserver: re-configuration failed due to not enough started members"),
+        "member remove of a second voter with one down: {out:#?}"
+    );
+    assert_eq!(
+        member_list(&c, leader).len(),
+        3,
+        "a refused remove changed the list"
+    );
+
+    // The dead member is not part of the active quorum: removing it is allowed.
+    let out = c.etcdctl(leader, &["member", "remove", &format!("{down_id:x}")]);
+    assert!(out.ok().contains("removed from cluster"), "{out:#?}");
+    let l = member_list(&c, leader);
+    assert_eq!(
+        l.len(),
+        2,
+        "member list after removing the dead member: {l:?}"
+    );
+
+    // Now every voter is connected: a learner may be added. (oxcd drops a conf change
+    // proposed right after the previous one was acknowledged — see
+    // `member_add_right_after_member_remove` — so give the removal time to settle.)
+    std::thread::sleep(Duration::from_secs(2));
+    let out = member_add(&c, leader, true);
+    let text = out.ok();
+    assert!(
+        text.lines()
+            .next()
+            .is_some_and(|l| l.starts_with("Member ") && l.contains(" added to cluster ")),
+        "member add --learner: {text}"
+    );
+    let l = member_list(&c, leader);
+    assert_eq!(l.len(), 3, "member list after adding the learner: {l:?}");
+    assert_eq!(l.iter().filter(|m| m.4).count(), 1, "one learner: {l:?}");
+
+    // The two remaining voters still serve writes.
+    assert_eq!(
+        c.etcdctl(other, &["put", "strict/k", "v"]).ok().trim(),
+        "OK"
+    );
+}
+
+/// etcd 3.4 accepts `member add --learner` right after `member remove` of a dead voter
+/// returned (oxcd once dropped the second change: raft-rs had not yet been told the first
+/// was applied).
+#[test]
+fn member_add_right_after_removing_a_dead_voter() {
+    let _g = serial();
+    let mut c = Cluster::start("reconfig-after-remove", Opts::new(3));
+    let leader = c.wait_leader(&[0, 1, 2], WAIT);
+    std::thread::sleep(Duration::from_secs(6));
+    let down = (leader + 1) % 3;
+    let down_id = c.members[down].id;
+    c.kill9(down);
+    std::thread::sleep(Duration::from_secs(1));
+    let out = c.etcdctl(leader, &["member", "remove", &format!("{down_id:x}")]);
+    assert!(out.ok().contains("removed from cluster"), "{out:#?}");
+    let t = std::time::Instant::now();
+    let out = member_add(&c, leader, true);
+    assert!(
+        out.success(),
+        "member add --learner right after the removal (took {:?}): {out:#?}",
+        t.elapsed()
     );
 }

@@ -31,7 +31,7 @@ pub mod status;
 pub mod util;
 
 pub use bins::{etcdctl_bin, oxcd_bin, python_bin, workspace_root, ServerKind};
-pub use cluster::{Acked, Cluster, ClusterOpts, Member, WriterReport};
+pub use cluster::{Acked, Cluster, ClusterOpts, Member, SpawnExtras, WriterReport};
 pub use cmd::{describe_status, etcdctl_at, run_with_timeout, CmdOutput, EtcdctlTimeouts};
 pub use ports::{free_port, free_ports};
 pub use proxy::{LinkFault, Proxy};

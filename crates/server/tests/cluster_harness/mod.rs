@@ -17,7 +17,7 @@ pub use oxcd_testkit::cmd::{parse_member_list, MemberRow};
 pub use oxcd_testkit::process::{SIGCONT, SIGKILL, SIGSTOP, SIGTERM};
 pub use oxcd_testkit::{
     etcdctl_bin, is_no_quorum_error, poll, python_bin, run_with_timeout, serial, Acked, CmdOutput,
-    MemberStatus as St, ServerKind as Kind, WriterReport,
+    MemberStatus as St, ServerKind as Kind, SpawnExtras, WriterReport,
 };
 
 /// Generous bound for "eventually" conditions (leader elected, members converged).

@@ -1,6 +1,7 @@
 //! Multi-member clusters of the real server binary (oxcd, or etcd with
 //! `OXCD_TEST_SERVER=etcd`) on loopback, with process faults (kill -9, SIGSTOP/SIGCONT,
-//! SIGTERM, restart, remove/re-add) and, optionally, the fault-injecting [`Proxy`] on every
+//! SIGTERM, restart — also once with extra flags, environment or another binary, see
+//! [`SpawnExtras`] — remove/re-add) and, optionally, the fault-injecting [`Proxy`] on every
 //! peer link.
 //!
 //! Invariants:
@@ -91,6 +92,18 @@ impl ClusterOpts {
         }
         extra
     }
+}
+
+/// One-off changes to a single start of a member ([`Cluster::try_spawn_with`]): they apply
+/// to that start only; later restarts use the member's own flags again.
+#[derive(Clone, Debug, Default)]
+pub struct SpawnExtras {
+    /// Arguments appended after the member's own flags (e.g. `--force-new-cluster`).
+    pub args: Vec<String>,
+    /// Environment variables set for the process (e.g. `FAILPOINTS`).
+    pub env: Vec<(String, String)>,
+    /// A different server binary (e.g. a `failpoints` build); `None`: the cluster's.
+    pub bin: Option<PathBuf>,
 }
 
 /// One member slot.
@@ -348,9 +361,27 @@ impl Cluster {
 
     /// Spawns member `i` (which must not be running).
     pub fn try_spawn(&mut self, i: usize) -> Result<(), String> {
+        self.try_spawn_with(i, &SpawnExtras::default())
+    }
+
+    /// Spawns member `i` (which must not be running) with its own flags plus `extras` for
+    /// this start only.
+    pub fn try_spawn_with(&mut self, i: usize, extras: &SpawnExtras) -> Result<(), String> {
         let m = &mut self.members[i];
-        let label = format!("{} ({:?}, data gen {})", m.name, self.kind, m.data_gen);
-        m.proc.spawn(m.command(&self.bin), &label)?;
+        let bin = extras.bin.as_deref().unwrap_or(&self.bin);
+        let mut label = format!("{} ({:?}, data gen {})", m.name, self.kind, m.data_gen);
+        if extras.bin.is_some() || !extras.args.is_empty() || !extras.env.is_empty() {
+            label.push_str(&format!(
+                " with bin {} args {:?} env {:?}",
+                bin.display(),
+                extras.args,
+                extras.env
+            ));
+        }
+        let mut cmd = m.command(bin);
+        cmd.args(&extras.args);
+        cmd.envs(extras.env.iter().map(|(k, v)| (k, v)));
+        m.proc.spawn(cmd, &label)?;
         if let Some(p) = &self.proxy {
             p.set_pid(i, m.pid());
         }
