@@ -4,7 +4,7 @@
 //! `--initial-cluster-token` is refused and never gets a leader; `--strict-reconfig-check`
 //! (default on): with one of three members down, member add (voter or learner) and removing
 //! a second voter are refused ("etcdserver: unhealthy cluster"), removing the dead member is
-//! allowed.
+//! allowed; `member update` replaces peer URLs on every member.
 
 #[path = "cluster_harness/mod.rs"]
 mod cluster_harness;
@@ -468,4 +468,44 @@ fn member_add_right_after_removing_a_dead_voter() {
         "member add --learner right after the removal (took {:?}): {out:#?}",
         t.elapsed()
     );
+}
+
+/// `etcdctl member update` replaces a member's peer URLs on every member; the cluster keeps
+/// working with the member reached at its new URL (same proxy port, spelled `localhost`).
+#[test]
+fn member_update_changes_peer_urls() {
+    let _g = serial();
+    let mut c = Cluster::start("member-update", Opts::new(3));
+    let leader = c.wait_leader(&[0, 1, 2], WAIT);
+    let target = (leader + 1) % 3;
+    let id = c.members[target].id;
+    let new_url = c.members[target]
+        .adv_peer_url()
+        .replace("127.0.0.1", "localhost");
+    let out = c.etcdctl(
+        leader,
+        &[
+            "member",
+            "update",
+            &format!("{id:x}"),
+            &format!("--peer-urls={new_url}"),
+        ],
+    );
+    assert!(out.ok().contains("updated in cluster"), "{out:#?}");
+    for at in [0, 1, 2] {
+        let seen = poll(WAIT, || {
+            member_list(&c, at)
+                .into_iter()
+                .find(|r| r.0 == id && r.2 == vec![new_url.clone()])
+        });
+        assert!(seen.is_some(), "member {at}: {:?}", member_list(&c, at));
+    }
+    assert_eq!(c.etcdctl(target, &["put", "upd/k", "v"]).ok().trim(), "OK");
+    assert_eq!(
+        c.etcdctl(leader, &["get", "upd/k", "--print-value-only"])
+            .ok()
+            .trim(),
+        "v"
+    );
+    c.wait_converged(&[0, 1, 2], WAIT);
 }
