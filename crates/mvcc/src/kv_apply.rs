@@ -299,7 +299,7 @@ fn compare_to_path(view: &dyn ReadView, req: &TxnRequest) -> TxnPath {
 /// Whether the compare holds for every key in its range (etcd's `applyCompare`). A missing
 /// key compares as an empty kv (version, revisions and lease 0), except that a value
 /// compare on missing keys is false.
-fn apply_compare(view: &dyn ReadView, c: &Compare) -> bool {
+pub fn apply_compare(view: &dyn ReadView, c: &Compare) -> bool {
     let Ok(rr) = view.range(&c.key, &c.range_end, RangeOptions::default()) else {
         return false;
     };

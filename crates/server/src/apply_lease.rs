@@ -12,17 +12,15 @@
 //!   `checkRequestPut`), against the state the txn's compares see.
 //! - Storage failures on this path are fatal, as everywhere in the apply loop.
 
-use std::cmp::Ordering;
 use std::sync::atomic::Ordering as AtomicOrdering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use oxcd_api::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
 use oxcd_api::etcdserverpb::{
-    request_op, Compare, LeaseCheckpointRequest, LeaseGrantRequest, LeaseGrantResponse,
-    LeaseRevokeRequest, LeaseRevokeResponse, PutRequest, ResponseHeader, TxnRequest,
+    request_op, LeaseCheckpointRequest, LeaseGrantRequest, LeaseGrantResponse, LeaseRevokeRequest,
+    LeaseRevokeResponse, PutRequest, ResponseHeader, TxnRequest,
 };
-use oxcd_api::mvccpb::{Event, KeyValue};
+use oxcd_api::mvccpb::Event;
 use oxcd_api::EtcdError;
 use oxcd_lease::{LeaseError, Lessor, LessorConfig, MonotonicClock, RangeDeleter, NO_LEASE};
 use oxcd_mvcc::{RangeOptions, ReadView, Store};
@@ -209,7 +207,10 @@ fn txn_has_lease(txn: &TxnRequest) -> bool {
 }
 
 fn check_txn(lessor: &Lessor, view: &dyn ReadView, r: &TxnRequest) -> Result<(), EtcdError> {
-    let succeeded = r.compare.iter().all(|c| apply_compare(view, c));
+    let succeeded = r
+        .compare
+        .iter()
+        .all(|c| oxcd_mvcc::kv_apply::apply_compare(view, c));
     let ops = if succeeded { &r.success } else { &r.failure };
     for op in ops {
         match &op.request {
@@ -231,55 +232,6 @@ fn check_txn(lessor: &Lessor, view: &dyn ReadView, r: &TxnRequest) -> Result<(),
         }
     }
     Ok(())
-}
-
-/// etcd's `applyCompare` (as the MVCC applier evaluates it): a missing key compares as an
-/// empty kv, except that a value compare on missing keys is false.
-fn apply_compare(view: &dyn ReadView, c: &Compare) -> bool {
-    let Ok(rr) = view.range(&c.key, &c.range_end, RangeOptions::default()) else {
-        return false;
-    };
-    if rr.kvs.is_empty() {
-        if c.target == CompareTarget::Value as i32 {
-            return false;
-        }
-        return compare_kv(c, &KeyValue::default());
-    }
-    rr.kvs.iter().all(|kv| compare_kv(c, kv))
-}
-
-/// etcd's `compareKV`: an unknown target compares equal, an unknown result holds.
-fn compare_kv(c: &Compare, kv: &KeyValue) -> bool {
-    let num = |t: &Option<TargetUnion>| -> i64 {
-        match t {
-            Some(TargetUnion::CreateRevision(v))
-            | Some(TargetUnion::ModRevision(v))
-            | Some(TargetUnion::Version(v))
-            | Some(TargetUnion::Lease(v)) => *v,
-            _ => 0,
-        }
-    };
-    let ord = match CompareTarget::try_from(c.target) {
-        Ok(CompareTarget::Value) => {
-            let v: &[u8] = match &c.target_union {
-                Some(TargetUnion::Value(v)) => v,
-                _ => &[],
-            };
-            kv.value.as_slice().cmp(v)
-        }
-        Ok(CompareTarget::Create) => kv.create_revision.cmp(&num(&c.target_union)),
-        Ok(CompareTarget::Mod) => kv.mod_revision.cmp(&num(&c.target_union)),
-        Ok(CompareTarget::Version) => kv.version.cmp(&num(&c.target_union)),
-        Ok(CompareTarget::Lease) => kv.lease.cmp(&num(&c.target_union)),
-        Err(_) => Ordering::Equal,
-    };
-    match CompareResult::try_from(c.result) {
-        Ok(CompareResult::Equal) => ord == Ordering::Equal,
-        Ok(CompareResult::NotEqual) => ord != Ordering::Equal,
-        Ok(CompareResult::Greater) => ord == Ordering::Greater,
-        Ok(CompareResult::Less) => ord == Ordering::Less,
-        Err(_) => true,
-    }
 }
 
 /// The member's lessor at start: settings from the config, every lease record loaded,
