@@ -112,6 +112,14 @@ impl Applier {
         let applied = self.applied.load(Ordering::Acquire);
         let Some(last) = entries.last() else { return };
         if last.index <= applied {
+            // All already in the backend (a snapshot brought them), but Raft must still
+            // learn of the membership changes among them.
+            for e in entries
+                .iter()
+                .filter(|e| e.get_entry_type() == EntryType::EntryConfChange)
+            {
+                self.apply_conf_change(None, e);
+            }
             return;
         }
         let (last_index, last_term) = (last.index, last.term);
