@@ -67,6 +67,10 @@ pub struct Backend {
     cfg: BackendConfig,
     batch: Mutex<BatchState>,
     durable_index: AtomicU64,
+    /// Bytes in use by live data as of the last [`Backend::force_commit`]: redb computes
+    /// it inside a write transaction, which Status must not open (it would wait for, and
+    /// then hold up, the apply loop).
+    in_use: AtomicU64,
 }
 
 /// An open write transaction. Commit it with [`Backend::commit`].
@@ -112,7 +116,9 @@ impl Backend {
                 latest_index: 0,
             }),
             durable_index: AtomicU64::new(0),
+            in_use: AtomicU64::new(0),
         };
+        backend.force_commit()?;
         let (ci, _) = backend.consistent_index()?;
         backend.durable_index.store(ci, Ordering::Release);
         backend.batch.lock().latest_index = ci;
@@ -148,6 +154,10 @@ impl Backend {
     /// Makes every earlier non-durable commit durable.
     pub fn force_commit(&self) -> Result<()> {
         let tx = self.db.begin_write()?;
+        if let Ok(st) = tx.stats() {
+            let used = st.stored_bytes() + st.metadata_bytes() + st.fragmented_bytes();
+            self.in_use.store(used, Ordering::Release);
+        }
         let mut b = self.batch.lock();
         self.commit_locked(
             &mut b,
@@ -231,17 +241,13 @@ impl Backend {
         std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
     }
 
-    /// Bytes of the file in use by live data (etcd's `dbSizeInUse`), from redb's stats.
+    /// Bytes of the file in use by live data (etcd's `dbSizeInUse`), as of the last
+    /// durable commit the apply loop forced (when idle, at snapshots and at shutdown).
     pub fn size_in_use(&self) -> u64 {
-        let Ok(tx) = self.db.begin_write() else {
-            return self.size();
-        };
-        let used = tx
-            .stats()
-            .map(|s| s.stored_bytes() + s.metadata_bytes() + s.fragmented_bytes())
-            .unwrap_or_else(|_| self.size());
-        tx.abort().ok();
-        used
+        match self.in_use.load(Ordering::Acquire) {
+            0 => self.size(),
+            used => used,
+        }
     }
 
     /// The file's path.
