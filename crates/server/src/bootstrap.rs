@@ -183,8 +183,9 @@ impl Node {
             request_timeout: Duration::from_secs(5) + 2 * cfg.election_timeout,
             strict_reconfig_check: cfg.strict_reconfig_check,
         };
-        let server = Arc::new(EtcdServer::new(
+        let server = Arc::new(EtcdServer {
             settings,
+            next_id: EtcdServer::first_request_id(member_id),
             member_id,
             cluster,
             backend,
@@ -193,12 +194,13 @@ impl Node {
             applied,
             applied_rx,
             wait,
-            inbox,
+            snapshot_inbox: inbox,
             transport,
-            cfg.initial_cluster_token.clone(),
-            crate::lease_server::LeaseHub::new(lessor),
+            leader_channel: Default::default(),
+            cluster_token: cfg.initial_cluster_token.clone(),
+            leases: crate::lease_server::LeaseHub::new(lessor),
             raft_tx,
-        ));
+        });
         Ok(Node {
             server,
             raft_thread: Some(raft_thread),

@@ -62,54 +62,20 @@ pub struct EtcdServer {
     pub leader_channel: crate::forward::LeaderChannel,
     pub cluster_token: String,
     pub leases: crate::lease_server::LeaseHub,
-    raft_tx: Sender<RaftMsg>,
-    next_id: AtomicU64,
+    pub(crate) raft_tx: Sender<RaftMsg>,
+    pub(crate) next_id: AtomicU64,
 }
 
 impl EtcdServer {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        settings: ServerSettings,
-        member_id: u64,
-        cluster: Arc<RwLock<RaftCluster>>,
-        backend: Arc<Backend>,
-        store: Arc<Store>,
-        status: Arc<RaftStatus>,
-        applied: Arc<AtomicU64>,
-        applied_rx: watch::Receiver<u64>,
-        wait: Arc<Wait<ApplyResult>>,
-        snapshot_inbox: Arc<SnapshotInbox>,
-        transport: Arc<Transport>,
-        cluster_token: String,
-        leases: crate::lease_server::LeaseHub,
-        raft_tx: Sender<RaftMsg>,
-    ) -> EtcdServer {
-        // etcd's idutil: 2 bytes of member id, then milliseconds since the epoch, then a
-        // counter, so ids stay unique across restarts and members.
+    /// The first request id of this member (etcd's idutil: 2 bytes of member id, then
+    /// milliseconds since the epoch, then a counter), unique across restarts and members.
+    pub fn first_request_id(member_id: u64) -> AtomicU64 {
         let ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
         let prefix = (member_id & 0xffff) << 48;
-        let next_id = AtomicU64::new(prefix | ((ms << 8) & ((1 << 48) - 1)));
-        EtcdServer {
-            settings,
-            member_id,
-            cluster,
-            backend,
-            store,
-            status,
-            applied,
-            applied_rx,
-            wait,
-            snapshot_inbox,
-            transport,
-            leader_channel: Default::default(),
-            cluster_token,
-            leases,
-            raft_tx,
-            next_id,
-        }
+        AtomicU64::new(prefix | ((ms << 8) & ((1 << 48) - 1)))
     }
 
     /// A response header at `revision` (etcd fills cluster, member and term on every reply).
