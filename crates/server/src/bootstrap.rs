@@ -17,7 +17,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use oxcd_mvcc::Store;
-use oxcd_storage::backend::META_TABLE;
+use oxcd_storage::schema::META_TABLE;
 use oxcd_storage::{Backend, BackendConfig, RaftLog};
 use parking_lot::RwLock;
 use raft::eraftpb::ConfState;

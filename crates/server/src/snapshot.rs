@@ -10,7 +10,7 @@
 //!   member's own identity (its local member id).
 
 use oxcd_api::oxcdpb::BackendRow;
-use oxcd_storage::backend::{KEY_TABLE, LEASE_TABLE, MEMBERS_TABLE, META_TABLE};
+use oxcd_storage::schema::{KEY_TABLE, LEASE_TABLE, MEMBERS_TABLE, META_TABLE};
 use oxcd_storage::redb::{ReadableTable, TableDefinition};
 use oxcd_storage::Backend;
 

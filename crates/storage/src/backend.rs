@@ -15,21 +15,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use redb::{Database, Durability, ReadableDatabase, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase};
 
+use crate::schema::{META_CONSISTENT_INDEX, META_TABLE, META_TERM, SNAPSHOT_TABLES};
 use crate::Result;
-
-/// Revision-keyed MVCC data: key = revision bytes, value = encoded `mvccpb.KeyValue`.
-pub const KEY_TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("key");
-/// Server metadata: consistent index/term, compaction revisions.
-pub const META_TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-/// Leases: lease id (big endian) -> encoded lease.
-pub const LEASE_TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("lease");
-/// Cluster membership: member id (big endian) -> encoded `oxcdpb.MemberAttributes`.
-pub const MEMBERS_TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("members");
-
-const META_CONSISTENT_INDEX: &str = "consistent_index";
-const META_TERM: &str = "term";
 
 /// When a batch of non-durable commits must be made durable.
 #[derive(Debug, Clone)]
@@ -101,10 +90,10 @@ impl Backend {
             .create(path)?;
         // Create every table up front so read transactions never miss one.
         let tx = db.begin_write()?;
-        tx.open_table(KEY_TABLE)?;
+        for t in SNAPSHOT_TABLES {
+            tx.open_table(t)?;
+        }
         tx.open_table(META_TABLE)?;
-        tx.open_table(LEASE_TABLE)?;
-        tx.open_table(MEMBERS_TABLE)?;
         tx.commit()?;
         let backend = Backend {
             db,
@@ -259,6 +248,7 @@ impl Backend {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schema::KEY_TABLE;
 
     #[test]
     fn consistent_index_is_stored_with_data_and_survives_reopen() {

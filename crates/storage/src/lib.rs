@@ -12,6 +12,7 @@
 pub mod backend;
 pub mod error;
 pub mod raft_log;
+pub mod schema;
 pub mod wal;
 
 pub use backend::{Backend, BackendConfig, WriteTx};

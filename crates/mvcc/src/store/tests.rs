@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use oxcd_api::mvccpb::event::EventType;
-use oxcd_storage::backend::{KEY_TABLE, META_TABLE};
+use oxcd_storage::schema::{KEY_TABLE, META_TABLE};
 use oxcd_storage::redb::ReadableTableMetadata;
 
 use super::*;

@@ -20,7 +20,7 @@ use std::sync::Weak;
 use std::time::Duration;
 
 use oxcd_api::mvccpb::{event::EventType, Event};
-use oxcd_storage::backend::KEY_TABLE;
+use oxcd_storage::schema::KEY_TABLE;
 use parking_lot::MutexGuard;
 
 use super::ranges::KeyRange;
