@@ -3,26 +3,9 @@
 //! (stop accepting, finish in-flight requests, stop Raft, apply what was committed, flush
 //! the backend).
 
-mod apply;
-mod apply_lease;
-mod apply_membership;
-mod authority;
-mod bootstrap;
 mod config;
 mod error;
-mod forward;
-mod lease_server;
-mod lessor_loop;
 mod logging;
-mod membership;
-mod peer;
-mod raft_node;
-mod reconfig;
-mod server;
-mod services;
-mod snapshot;
-mod transport;
-mod wait;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -30,7 +13,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::bootstrap::{Node, NodeConfig};
+use oxcd_etcdserver::{Node, NodeConfig};
 
 /// mimalloc: the request path allocates many small buffers; glibc malloc spent ~15% of the
 /// CPU of a put benchmark in malloc/free.
@@ -121,14 +104,13 @@ async fn run(cfg: config::Config) -> Result<()> {
         published_rx
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    lessor_loop::spawn(node.server.clone());
     let mut peer_servers = Vec::new();
     for (addr, l) in peer_listeners {
         tracing::info!(address = %addr, "serving peer traffic");
         let mut rx = stop_rx.clone();
-        let svc = oxcd_api::oxcdpb::raft_peer_server::RaftPeerServer::new(peer::PeerService(
-            node.server.clone(),
-        ))
+        let svc = oxcd_api::oxcdpb::raft_peer_server::RaftPeerServer::new(
+            oxcd_etcdserver::PeerService::new(node.server.clone()),
+        )
         .max_decoding_message_size(usize::MAX);
         let srv = tonic::transport::Server::builder()
             .add_service(svc)
@@ -137,7 +119,7 @@ async fn run(cfg: config::Config) -> Result<()> {
             });
         peer_servers.push(tokio::spawn(srv));
     }
-    services::set_progress_report_interval(cfg.watch_progress_notify_interval);
+    oxcd_v3rpc::set_progress_report_interval(cfg.watch_progress_notify_interval);
     // Peers first: a leader can only be elected once members hear each other.
     // etcd serves clients once its member attributes are published: that entry is applied
     // after everything committed before the restart, so no read goes back in time. Without a
@@ -151,7 +133,7 @@ async fn run(cfg: config::Config) -> Result<()> {
         tracing::warn!("not yet published to the cluster (no quorum?); serving anyway");
     }
 
-    let routes = services::routes(node.server.clone());
+    let routes = oxcd_v3rpc::routes(node.server.clone());
     let (client_stop_tx, client_stop_rx) = tokio::sync::watch::channel(false);
     let mut servers = Vec::new();
     for (addr, l) in listeners {
@@ -172,7 +154,7 @@ async fn run(cfg: config::Config) -> Result<()> {
     // 1. Stop accepting clients; in-flight requests get a bounded time to finish (watch and
     //    keep-alive streams never finish on their own).
     let _ = client_stop_tx.send(true);
-    node.server.leases.stop();
+    node.server.leases().stop();
     // 2. A leader hands over first, so the cluster does not wait an election timeout.
     node.server.transfer_leadership_on_stop().await;
     let drain = async {
@@ -233,16 +215,17 @@ fn node_config(cfg: &config::Config) -> NodeConfig {
         election_ticks: cfg.election_ticks(),
         election_timeout: cfg.election_timeout,
         enable_lease_checkpoint: cfg.enable_lease_checkpoint,
+        raft_logger: logging::raft_logger(),
     }
 }
 
-/// Client connections: as [`incoming`], through [`authority::FixAuthority`] so etcdctl 3.4's
-/// scheme-prefixed `:authority` is accepted.
+/// Client connections: as [`incoming`], through [`oxcd_v3rpc::FixAuthority`] so etcdctl
+/// 3.4's scheme-prefixed `:authority` is accepted.
 fn client_incoming(
     l: TcpListener,
-) -> impl futures::Stream<Item = std::io::Result<authority::FixAuthority>> {
+) -> impl futures::Stream<Item = std::io::Result<oxcd_v3rpc::FixAuthority>> {
     use futures::StreamExt;
-    incoming(l).map(|r| r.map(authority::FixAuthority::new))
+    incoming(l).map(|r| r.map(oxcd_v3rpc::FixAuthority::new))
 }
 
 /// Accepted connections with Nagle's algorithm off (the builder's `tcp_nodelay` does not

@@ -379,13 +379,7 @@ impl Default for Config {
 }
 
 /// Formats a URL as etcd does: `scheme://host:port`, explicit port, no trailing slash.
-pub fn format_url(url: &Url) -> String {
-    let host = url.host_str().unwrap_or_default();
-    match url.port_or_known_default() {
-        Some(port) => format!("{}://{host}:{port}", url.scheme()),
-        None => format!("{}://{host}", url.scheme()),
-    }
-}
+pub use oxcd_etcdserver::format_url;
 
 fn format_cluster(cluster: &[(String, Url)]) -> String {
     let entries: Vec<String> = cluster

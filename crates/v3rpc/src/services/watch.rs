@@ -25,16 +25,14 @@ use std::time::Duration;
 use oxcd_api::etcdserverpb::watch_request::RequestUnion;
 use oxcd_api::etcdserverpb::watch_server::Watch;
 use oxcd_api::etcdserverpb::{WatchRequest, WatchResponse};
-use oxcd_api::mvccpb::{event::EventType, Event};
-use oxcd_api::EtcdError;
-use oxcd_mvcc::watch::{WatchStream, WatchableStore};
-use oxcd_mvcc::{RangeOptions, ReadView};
+use oxcd_api::mvccpb::Event;
+use oxcd_mvcc::watch::WatchStream;
 use prost::Message;
 use tokio::task::AbortHandle;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::unimplemented::BoxStream;
-use crate::server::EtcdServer;
+use oxcd_etcdserver::EtcdServer;
 
 /// `--experimental-watch-progress-notify-interval` in milliseconds (etcd: 10 minutes). A
 /// process-wide setting, as etcd's `v3rpc.SetProgressReportInterval`.
@@ -60,19 +58,11 @@ fn progress_interval() -> Duration {
 
 pub struct WatchService {
     server: Arc<EtcdServer>,
-    hub: Result<Arc<WatchableStore>, String>,
 }
 
 impl WatchService {
-    /// Attaches the watchable store to the server's MVCC store.
     pub fn new(server: Arc<EtcdServer>) -> WatchService {
-        let hub = WatchableStore::new(server.store.clone())
-            .map(Arc::new)
-            .map_err(|e| {
-                tracing::error!(error = %e, "cannot start the watchable store");
-                e.to_string()
-            });
-        WatchService { server, hub }
+        WatchService { server }
     }
 }
 
@@ -84,11 +74,7 @@ impl Watch for WatchService {
         &self,
         req: Request<Streaming<WatchRequest>>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        let hub = self
-            .hub
-            .as_ref()
-            .map_err(|e| Status::from(EtcdError::Internal(e.clone())))?;
-        let stream = Arc::new(hub.open_stream());
+        let stream = Arc::new(self.server.watchable().open_stream());
         let recv = tokio::spawn(recv_loop(req.into_inner(), Arc::clone(&stream)));
         let out = Outbound {
             server: Arc::clone(&self.server),
@@ -172,7 +158,7 @@ impl Outbound {
             events,
         };
         // etcd's sws.maxRequestBytes: the request limit plus gRPC's overhead allowance.
-        let limit = self.server.settings.max_request_bytes + super::GRPC_OVERHEAD_BYTES;
+        let limit = self.server.settings().max_request_bytes + super::GRPC_OVERHEAD_BYTES;
         if !r.fragment || wr.events.len() < 2 || wr.encoded_len() < limit {
             self.pending.push_back(wr);
             return;
@@ -180,28 +166,8 @@ impl Outbound {
         fragments(wr, limit, &mut self.pending);
     }
 
-    /// etcd's sendLoop: every event that is not a creation gets the key's kv at
-    /// `mod_revision - 1`, when that revision can still be read.
     fn fill_prev_kvs(&self, events: &mut [Event]) {
-        let Ok(view) = self.server.store.read() else {
-            return;
-        };
-        for ev in events.iter_mut() {
-            let Some(kv) = ev.kv.as_ref() else { continue };
-            let create =
-                ev.r#type == EventType::Put as i32 && kv.create_revision == kv.mod_revision;
-            if create {
-                continue;
-            }
-            let opts = RangeOptions {
-                rev: kv.mod_revision - 1,
-                limit: 1,
-                count_only: false,
-            };
-            if let Ok(rr) = view.range(&kv.key, &[], opts) {
-                ev.prev_kv = rr.kvs.into_iter().next();
-            }
-        }
+        self.server.fill_prev_kvs(events);
     }
 }
 

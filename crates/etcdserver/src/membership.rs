@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 
 use oxcd_api::etcdserverpb::Member;
 use oxcd_api::oxcdpb::MemberAttributes;
-use oxcd_storage::schema::{MEMBERS_TABLE, META_TABLE};
 use oxcd_storage::redb::ReadableTable;
+use oxcd_storage::schema::{MEMBERS_TABLE, META_TABLE};
 use oxcd_storage::{Backend, WriteTx};
 use prost::Message;
 use sha1::{Digest, Sha1};
@@ -162,6 +162,15 @@ impl RaftCluster {
                 is_learner: m.is_learner,
             })
             .collect()
+    }
+}
+
+/// A URL as Go's `url.URL.String()` prints etcd's member URLs: scheme://host:port.
+pub fn format_url(url: &url::Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port_or_known_default() {
+        Some(port) => format!("{}://{host}:{port}", url.scheme()),
+        None => format!("{}://{host}", url.scheme()),
     }
 }
 

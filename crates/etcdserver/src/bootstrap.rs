@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use oxcd_mvcc::watch::WatchableStore;
 use oxcd_mvcc::Store;
 use oxcd_storage::schema::META_TABLE;
 use oxcd_storage::{Backend, BackendConfig, RaftLog};
@@ -36,7 +37,7 @@ use crate::wait::Wait;
 pub const META_LOCAL_MEMBER_ID: &str = "local_member_id";
 
 /// What a member needs to start.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NodeConfig {
     pub name: String,
     pub data_dir: PathBuf,
@@ -58,6 +59,8 @@ pub struct NodeConfig {
     pub election_timeout: Duration,
     /// `--experimental-enable-lease-checkpoint`.
     pub enable_lease_checkpoint: bool,
+    /// Where raft-rs's own log records go (the binary bridges them to `tracing`).
+    pub raft_logger: slog::Logger,
 }
 
 /// A running member: its server state and the Raft and apply threads.
@@ -100,6 +103,7 @@ impl Node {
             }
         };
         let store = Arc::new(Store::open(backend.clone())?);
+        let watchable = Arc::new(WatchableStore::new(store.clone())?);
         let lessor = crate::apply_lease::open_lessor(&cfg, &backend, &store)?;
         let (consistent_index, _) = backend.consistent_index()?;
         let campaign_now = cluster.members.len() == 1 && cluster.members.contains_key(&member_id);
@@ -140,6 +144,7 @@ impl Node {
                 catchup_entries: cfg.snapshot_catchup_entries,
                 campaign_now,
                 pre_vote: cfg.pre_vote,
+                logger: cfg.raft_logger.clone(),
             },
             log,
             transport.clone(),
@@ -190,6 +195,8 @@ impl Node {
             cluster,
             backend,
             store,
+            watchable,
+            auth: oxcd_auth::AuthStore::new(),
             status,
             applied,
             applied_rx,
@@ -201,6 +208,7 @@ impl Node {
             leases: crate::lease_server::LeaseHub::new(lessor),
             raft_tx,
         });
+        crate::lessor_loop::spawn(server.clone());
         Ok(Node {
             server,
             raft_thread: Some(raft_thread),

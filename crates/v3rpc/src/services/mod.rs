@@ -26,7 +26,7 @@ use oxcd_api::v3electionpb::election_server::ElectionServer;
 use oxcd_api::v3lockpb::lock_server::LockServer;
 use tonic::service::Routes;
 
-use crate::server::EtcdServer;
+use oxcd_etcdserver::EtcdServer;
 
 /// gRPC's own framing overhead allowed above `--max-request-bytes` (etcd: 512 KiB), so an
 /// oversized request reaches etcd's "request is too large" check instead of a transport error.
@@ -34,7 +34,7 @@ const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 
 /// All client-facing services.
 pub fn routes(server: Arc<EtcdServer>) -> Routes {
-    let max_recv = server.settings.max_request_bytes + GRPC_OVERHEAD_BYTES;
+    let max_recv = server.settings().max_request_bytes + GRPC_OVERHEAD_BYTES;
     let mut b = Routes::builder();
     b.add_service(
         KvServer::new(kv::KvService(server.clone()))

@@ -20,6 +20,7 @@ use oxcd_api::etcdserverpb::{
 use oxcd_api::oxcdpb::internal_request::Request;
 use oxcd_api::oxcdpb::InternalRequest;
 use oxcd_api::EtcdError;
+use oxcd_mvcc::watch::WatchableStore;
 use oxcd_mvcc::Store;
 use oxcd_storage::Backend;
 use parking_lot::RwLock;
@@ -46,22 +47,24 @@ pub struct ServerSettings {
     pub strict_reconfig_check: bool,
 }
 
-/// The server state shared by every gRPC service.
+/// The server state shared by every front. Fields are the core's own; fronts use methods.
 pub struct EtcdServer {
-    pub settings: ServerSettings,
-    pub member_id: u64,
-    pub cluster: Arc<RwLock<RaftCluster>>,
-    pub backend: Arc<Backend>,
-    pub store: Arc<Store>,
-    pub status: Arc<RaftStatus>,
-    pub applied: Arc<AtomicU64>,
-    pub applied_rx: watch::Receiver<u64>,
-    pub wait: Arc<Wait<ApplyResult>>,
-    pub snapshot_inbox: Arc<SnapshotInbox>,
-    pub transport: Arc<Transport>,
-    pub leader_channel: crate::forward::LeaderChannel,
-    pub cluster_token: String,
-    pub leases: crate::lease_server::LeaseHub,
+    pub(crate) settings: ServerSettings,
+    pub(crate) member_id: u64,
+    pub(crate) cluster: Arc<RwLock<RaftCluster>>,
+    pub(crate) backend: Arc<Backend>,
+    pub(crate) store: Arc<Store>,
+    pub(crate) watchable: Arc<WatchableStore>,
+    pub(crate) auth: oxcd_auth::AuthStore,
+    pub(crate) status: Arc<RaftStatus>,
+    pub(crate) applied: Arc<AtomicU64>,
+    pub(crate) applied_rx: watch::Receiver<u64>,
+    pub(crate) wait: Arc<Wait<ApplyResult>>,
+    pub(crate) snapshot_inbox: Arc<SnapshotInbox>,
+    pub(crate) transport: Arc<Transport>,
+    pub(crate) leader_channel: crate::forward::LeaderChannel,
+    pub(crate) cluster_token: String,
+    pub(crate) leases: crate::lease_server::LeaseHub,
     pub(crate) raft_tx: Sender<RaftMsg>,
     pub(crate) next_id: AtomicU64,
 }
@@ -76,6 +79,62 @@ impl EtcdServer {
             .unwrap_or(0);
         let prefix = (member_id & 0xffff) << 48;
         AtomicU64::new(prefix | ((ms << 8) & ((1 << 48) - 1)))
+    }
+
+    /// This member's id.
+    pub fn member_id(&self) -> u64 {
+        self.member_id
+    }
+
+    /// The limits and identity this server was started with.
+    pub fn settings(&self) -> &ServerSettings {
+        &self.settings
+    }
+
+    /// The store's current revision (applied, possibly not yet published).
+    pub fn current_revision(&self) -> i64 {
+        self.store.current_revision()
+    }
+
+    /// The newest revision readers and watchers can see.
+    pub fn published_revision(&self) -> i64 {
+        self.store.published_revision()
+    }
+
+    /// The watchable store (etcd's `watchableStore`), built once at bootstrap.
+    pub fn watchable(&self) -> &Arc<WatchableStore> {
+        &self.watchable
+    }
+
+    /// The lease half of the server (keep-alive streams and their stop signal).
+    pub fn leases(&self) -> &crate::lease_server::LeaseHub {
+        &self.leases
+    }
+
+    /// etcd's watch sendLoop: every event that is not a creation gets the key's kv at
+    /// `mod_revision - 1`, when that revision can still be read (absent once compacted).
+    pub fn fill_prev_kvs(&self, events: &mut [oxcd_api::mvccpb::Event]) {
+        use oxcd_api::mvccpb::event::EventType;
+        use oxcd_mvcc::ReadView;
+        let Ok(view) = self.store.read() else {
+            return;
+        };
+        for ev in events.iter_mut() {
+            let Some(kv) = ev.kv.as_ref() else { continue };
+            let create =
+                ev.r#type == EventType::Put as i32 && kv.create_revision == kv.mod_revision;
+            if create {
+                continue;
+            }
+            let opts = oxcd_mvcc::RangeOptions {
+                rev: kv.mod_revision - 1,
+                limit: 1,
+                count_only: false,
+            };
+            if let Ok(rr) = view.range(&kv.key, &[], opts) {
+                ev.prev_kv = rr.kvs.into_iter().next();
+            }
+        }
     }
 
     /// A response header at `revision` (etcd fills cluster, member and term on every reply).

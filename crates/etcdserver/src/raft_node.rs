@@ -69,17 +69,37 @@ pub enum RaftMsg {
     Shutdown,
 }
 
-/// Raft state published for Status, headers and health (read without locking).
-#[derive(Default)]
+/// Raft state published for Status, headers and health (read without locking); leader
+/// changes are also published on a watch channel, so waiters need no poll loop.
 pub struct RaftStatus {
     pub leader: AtomicU64,
+    /// The current leader (0: none), for waiters ([`RaftStatus::subscribe_leader`]).
+    leader_watch: tokio::sync::watch::Sender<u64>,
     pub term: AtomicU64,
     pub commit: AtomicU64,
     pub is_leader: AtomicBool,
     pub is_learner: AtomicBool,
 }
 
+impl Default for RaftStatus {
+    fn default() -> Self {
+        RaftStatus {
+            leader: AtomicU64::new(0),
+            leader_watch: tokio::sync::watch::Sender::new(0),
+            term: AtomicU64::new(0),
+            commit: AtomicU64::new(0),
+            is_leader: AtomicBool::new(false),
+            is_learner: AtomicBool::new(false),
+        }
+    }
+}
+
 impl RaftStatus {
+    /// A receiver that sees every leader change.
+    pub fn subscribe_leader(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.leader_watch.subscribe()
+    }
+
     pub fn leader(&self) -> u64 {
         self.leader.load(Ordering::Acquire)
     }
@@ -110,6 +130,7 @@ pub struct RaftNodeConfig {
     /// Campaign at once: this member is the only voter.
     pub campaign_now: bool,
     pub pre_vote: bool,
+    pub logger: slog::Logger,
 }
 
 /// The Raft thread's state.
@@ -163,7 +184,7 @@ impl RaftNode {
             ..Default::default()
         };
         rcfg.validate()?;
-        let logger = crate::logging::raft_logger();
+        let logger = cfg.logger.clone();
         let mut node = RawNode::new(&rcfg, log, &logger)?;
         if cfg.campaign_now {
             node.campaign()?;
@@ -442,6 +463,11 @@ impl RaftNode {
         }
         self.status.leader.store(leader, Ordering::Release);
         self.status.is_leader.store(is_leader, Ordering::Release);
+        self.status.leader_watch.send_if_modified(|l| {
+            let changed = *l != leader;
+            *l = leader;
+            changed
+        });
     }
 
     fn publish_status(&self) {

@@ -9,7 +9,7 @@ use oxcd_api::etcdserverpb::{
 };
 use tonic::{Request, Response, Status};
 
-use crate::server::EtcdServer;
+use oxcd_etcdserver::EtcdServer;
 
 pub struct KvService(pub Arc<EtcdServer>);
 

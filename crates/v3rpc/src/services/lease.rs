@@ -19,7 +19,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::unimplemented::BoxStream;
-use crate::server::EtcdServer;
+use oxcd_etcdserver::EtcdServer;
 
 /// Responses buffered per keep-alive stream.
 const KEEPALIVE_BUFFER: usize = 16;
@@ -67,7 +67,7 @@ impl Lease for LeaseService {
         let (tx, rx) = mpsc::channel(KEEPALIVE_BUFFER);
         let server = self.0.clone();
         tokio::spawn(async move {
-            let stopped = server.leases.stopped();
+            let stopped = server.leases().stopped();
             tokio::select! {
                 _ = stopped => {}
                 _ = keep_alive(&server, inbound, &tx) => {}
@@ -92,7 +92,7 @@ async fn keep_alive(
                 return;
             }
         };
-        let header = server.header(server.store.published_revision());
+        let header = server.header(server.published_revision());
         let ttl = match server.lease_renew(req.id).await {
             Ok(ttl) => ttl,
             Err(EtcdError::LeaseNotFound) => 0,

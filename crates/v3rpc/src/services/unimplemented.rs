@@ -19,7 +19,7 @@ use oxcd_api::v3lockpb::{LockRequest, LockResponse, UnlockRequest, UnlockRespons
 use oxcd_api::EtcdError;
 use tonic::{Request, Response, Status};
 
-use crate::server::EtcdServer;
+use oxcd_etcdserver::EtcdServer;
 
 pub(crate) type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
@@ -49,12 +49,7 @@ impl Auth for AuthService {
         &self,
         _: Request<AuthStatusRequest>,
     ) -> Result<Response<AuthStatusResponse>, Status> {
-        let st = oxcd_auth::AuthStore::new().status();
-        Ok(Response::new(AuthStatusResponse {
-            header: Some(self.0.header(0)),
-            enabled: st.enabled,
-            auth_revision: st.revision,
-        }))
+        Ok(Response::new(self.0.auth_status()))
     }
 
     unimplemented_unary! { "Auth";

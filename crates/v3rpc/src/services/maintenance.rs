@@ -3,7 +3,6 @@
 //! checks); the other RPCs belong to later issues.
 
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use futures::Stream;
@@ -14,10 +13,10 @@ use oxcd_api::etcdserverpb::{
     DowngradeResponse, HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest,
     MoveLeaderResponse, SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
 };
-use oxcd_api::{EtcdError, ETCD_API_VERSION};
+use oxcd_api::EtcdError;
 use tonic::{Request, Response, Status};
 
-use crate::server::EtcdServer;
+use oxcd_etcdserver::EtcdServer;
 
 pub struct MaintenanceService(pub Arc<EtcdServer>);
 
@@ -28,27 +27,15 @@ impl Maintenance for MaintenanceService {
     async fn alarm(&self, req: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
         match req.into_inner().action() {
             AlarmAction::Get => Ok(Response::new(AlarmResponse {
-                header: Some(self.0.header(self.0.store.current_revision())),
-                alarms: vec![],
+                header: Some(self.0.header(self.0.current_revision())),
+                alarms: self.0.alarms(),
             })),
             _ => Err(EtcdError::Unimplemented("Maintenance.Alarm ACTIVATE/DEACTIVATE").into()),
         }
     }
 
     async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
-        let s = &self.0;
-        Ok(Response::new(StatusResponse {
-            header: Some(s.header(s.store.current_revision())),
-            version: ETCD_API_VERSION.to_string(),
-            db_size: s.backend.size() as i64,
-            leader: s.status.leader(),
-            raft_index: s.status.commit(),
-            raft_term: s.status.term(),
-            raft_applied_index: s.applied.load(Ordering::Acquire),
-            errors: vec![],
-            db_size_in_use: s.backend.size_in_use() as i64,
-            is_learner: s.status.is_learner.load(Ordering::Acquire),
-        }))
+        Ok(Response::new(self.0.status()))
     }
 
     async fn defragment(
@@ -75,38 +62,13 @@ impl Maintenance for MaintenanceService {
         Err(EtcdError::Unimplemented("Maintenance.Snapshot").into())
     }
 
-    /// etcd's MoveLeader: only the leader may hand over, and only to a voting member; it
-    /// answers once the target leads, or with a timeout.
     async fn move_leader(
         &self,
         req: Request<MoveLeaderRequest>,
     ) -> Result<Response<MoveLeaderResponse>, Status> {
-        let s = &self.0;
-        let target = req.into_inner().target_id;
-        if s.status.leader() != s.member_id {
-            return Err(EtcdError::NotLeader.into());
-        }
-        let voter = s
-            .cluster
-            .read()
-            .members
-            .get(&target)
-            .is_some_and(|m| !m.is_learner);
-        if !voter {
-            return Err(EtcdError::BadLeaderTransferee.into());
-        }
-        if target != s.member_id {
-            s.transfer_leader(target)?;
-            let deadline = tokio::time::Instant::now() + s.settings.request_timeout;
-            while s.status.leader() != target {
-                if tokio::time::Instant::now() >= deadline {
-                    return Err(EtcdError::TimeoutDueToLeaderFail.into());
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            }
-        }
+        self.0.move_leader(req.into_inner().target_id).await?;
         Ok(Response::new(MoveLeaderResponse {
-            header: Some(s.header(0)),
+            header: Some(self.0.header(0)),
         }))
     }
 

@@ -22,9 +22,14 @@ use crate::server::EtcdServer;
 use crate::transport::{CLUSTER_ID_HEADER, MEMBER_ID_HEADER};
 
 /// Serves the other members.
-pub struct PeerService(pub Arc<EtcdServer>);
+/// The peer side of the Raft transport (the `oxcdpb.RaftPeer` gRPC service).
+pub struct PeerService(Arc<EtcdServer>);
 
 impl PeerService {
+    pub fn new(server: Arc<EtcdServer>) -> PeerService {
+        PeerService(server)
+    }
+
     /// Checks the caller's cluster id and address; returns its member id.
     fn admit<T>(&self, req: &Request<T>) -> Result<u64, Status> {
         let header = |k: &str| {

@@ -1,0 +1,37 @@
+//! The oxcd core, etcd's `etcdserver`: one thread owns raft-rs's `RawNode`
+//! ([`raft_node`]), one applies committed entries through a chain of guards ([`apply`]),
+//! proposals wait on an id → reply registry ([`wait`]), and [`EtcdServer`] is what the
+//! fronts (gRPC, HTTP) call. Also the peer transport, bootstrap and membership.
+//!
+//! Invariants:
+//! - Nothing here knows the client-facing gRPC services or HTTP; the fronts call
+//!   [`EtcdServer`]'s methods and map [`oxcd_api::EtcdError`] to their protocol.
+//! - Every error on the apply path is either a request error (answered, state unchanged,
+//!   identical on every member) or fatal (the process stops): see [`apply`].
+
+mod apply;
+mod apply_lease;
+mod apply_membership;
+mod bootstrap;
+mod cluster_ops;
+mod error;
+mod forward;
+mod lease_server;
+mod lessor_loop;
+mod maintenance;
+mod membership;
+mod peer;
+mod raft_node;
+mod reconfig;
+mod server;
+mod snapshot;
+mod transport;
+mod wait;
+
+pub use apply::{Applied, ApplyResult};
+pub use bootstrap::{Node, NodeConfig};
+pub use error::{Error, Result};
+pub use lease_server::LeaseHub;
+pub use membership::format_url;
+pub use peer::PeerService;
+pub use server::{EtcdServer, ServerSettings};

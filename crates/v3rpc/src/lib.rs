@@ -1,0 +1,12 @@
+//! oxcd's gRPC front, etcd's `v3rpc`: the client-facing services, each a thin adapter from
+//! etcd's service trait to [`oxcd_etcdserver::EtcdServer`], and the connection adapter
+//! that accepts etcdctl 3.4's scheme-prefixed `:authority`.
+//!
+//! Invariants: no domain logic lives here; every error leaves through
+//! `tonic::Status::from(EtcdError)` (the one map in `oxcd_api::error`).
+
+pub mod authority;
+mod services;
+
+pub use authority::FixAuthority;
+pub use services::{routes, set_progress_report_interval};
