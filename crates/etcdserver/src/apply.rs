@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use oxcd_api::etcdserverpb::{DeleteRangeResponse, PutResponse, TxnResponse};
 use oxcd_api::oxcdpb::internal_request::Request;
-use oxcd_api::oxcdpb::InternalRequest;
+use oxcd_api::oxcdpb::{InternalRequest, RequestHeader};
 use oxcd_api::EtcdError;
 use oxcd_mvcc::Store;
 use oxcd_storage::{Backend, WriteTx};
@@ -27,6 +27,8 @@ use prost::Message;
 use raft::eraftpb::{Entry, EntryType};
 use tokio::sync::watch;
 
+use crate::alarm::AlarmStore;
+use crate::apply_guard::{request_error, Guard};
 use crate::membership::RaftCluster;
 use crate::raft_node::{fatal, ApplyBatch, RaftMsg};
 use crate::wait::Wait;
@@ -45,6 +47,8 @@ pub enum Applied {
     LeaseGrant(oxcd_api::etcdserverpb::LeaseGrantResponse),
     LeaseRevoke(oxcd_api::etcdserverpb::LeaseRevokeResponse),
     LeaseCheckpoint,
+    /// The alarms an Alarm request activated or deactivated.
+    Alarm(Vec<oxcd_api::etcdserverpb::AlarmMember>),
 }
 
 /// The result a waiting request receives.
@@ -61,6 +65,9 @@ pub struct Applier {
     pub cluster: Arc<RwLock<RaftCluster>>,
     pub member_id: u64,
     pub leases: crate::apply_lease::LeaseCtx,
+    pub alarms: Arc<AlarmStore>,
+    /// The applier chain's guards, in order (see `apply_guard`).
+    pub guards: Vec<Box<dyn Guard>>,
     pub snapshot_count: u64,
     /// Applied index at the last log compaction request.
     pub snapshot_index: u64,
@@ -147,8 +154,12 @@ impl Applier {
                     }
                     match InternalRequest::decode(&e.data[..]) {
                         Ok(req) => {
-                            let r = self.apply_request(&mut wtx, req.request);
-                            results.push((req.id, r));
+                            let header = req.header.unwrap_or(RequestHeader {
+                                id: req.id,
+                                ..Default::default()
+                            });
+                            let r = self.apply_request(&mut wtx, &header, req.request);
+                            results.push((header.id, r));
                         }
                         Err(err) => fatal(&format!("undecodable raft entry {}: {err}", e.index)),
                     }
@@ -189,10 +200,27 @@ impl Applier {
         }
     }
 
-    fn apply_request(&self, wtx: &mut WriteTx, request: Option<Request>) -> ApplyResult {
+    /// One request through the applier chain: every guard, then the backend apply.
+    fn apply_request(
+        &self,
+        wtx: &mut WriteTx,
+        header: &RequestHeader,
+        request: Option<Request>,
+    ) -> ApplyResult {
         let Some(request) = request else {
-            return Err(EtcdError::Internal("empty request".into()));
+            fatal(&format!(
+                "raft entry of request {} has no request",
+                header.id
+            ));
         };
+        for g in &self.guards {
+            g.check(header, &request)?;
+        }
+        self.apply_backend(wtx, request)
+    }
+
+    /// etcd's `applierV3backend`: the request's effect on the store.
+    fn apply_backend(&self, wtx: &mut WriteTx, request: Request) -> ApplyResult {
         let result = match request {
             Request::Put(r) => {
                 self.check_put_lease(&r)?;
@@ -222,15 +250,35 @@ impl Applier {
                 .store
                 .compact(wtx, r.revision)
                 .map(|_| Applied::Compaction),
-            Request::MemberUpdate(m) => {
-                return self.apply_member_update(wtx, m);
-            }
-            _ => return Err(EtcdError::Unimplemented("this request")),
+            Request::MemberUpdate(m) => return self.apply_member_update(wtx, m),
+            Request::Alarm(r) => return self.apply_alarm(wtx, &r),
         };
-        result.map_err(|e| match e {
-            oxcd_mvcc::Error::Storage(s) => fatal(&format!("applying to backend: {s}")),
-            other => other.into(),
-        })
+        result.map_err(|e| request_error("applying to the MVCC store", e))
+    }
+
+    /// etcd's applier `Alarm`: activate or deactivate through Raft (GET is answered
+    /// locally and never proposed).
+    fn apply_alarm(
+        &self,
+        wtx: &mut WriteTx,
+        r: &oxcd_api::etcdserverpb::AlarmRequest,
+    ) -> ApplyResult {
+        use oxcd_api::etcdserverpb::alarm_request::AlarmAction;
+        let changed = match r.action() {
+            AlarmAction::Activate => self.alarms.activate(wtx, r.member_id, r.alarm),
+            AlarmAction::Deactivate => self.alarms.deactivate(wtx, r.member_id, r.alarm),
+            AlarmAction::Get => return Ok(Applied::Alarm(self.alarms.get(r.alarm))),
+        }
+        .map_err(|e| request_error("applying an alarm", e))?;
+        if let Some(m) = &changed {
+            tracing::warn!(
+                member_id = format!("{:x}", m.member_id),
+                alarm = ?r.alarm(),
+                action = ?r.action(),
+                "alarm changed"
+            );
+        }
+        Ok(Applied::Alarm(changed.into_iter().collect()))
     }
 
     fn trigger_snapshot(&mut self, index: u64) {

@@ -27,6 +27,7 @@ use oxcd_mvcc::{RangeOptions, ReadView, Store};
 use oxcd_storage::WriteTx;
 
 use crate::apply::{Applied, Applier, ApplyResult};
+use crate::apply_guard::request_error;
 use crate::raft_node::{fatal, RaftStatus};
 
 /// What the apply loop needs for leases.
@@ -72,18 +73,12 @@ fn header(store: &Store) -> Option<ResponseHeader> {
 
 /// Lease errors of the request become the client's error; machine failures stop us.
 fn lease_err(e: LeaseError) -> EtcdError {
-    if e.is_fatal() {
-        fatal(&format!("applying lease request: {e}"));
-    }
-    e.into()
+    request_error("applying a lease request", e)
 }
 
-/// MVCC errors while checking a request: storage failures stop us.
+/// MVCC errors while checking a request: machine failures stop us.
 fn mvcc_err(e: oxcd_mvcc::Error) -> EtcdError {
-    match e {
-        oxcd_mvcc::Error::Storage(s) => fatal(&format!("applying to backend: {s}")),
-        other => other.into(),
-    }
+    request_error("checking a request against the MVCC store", e)
 }
 
 impl Applier {

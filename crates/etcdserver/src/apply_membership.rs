@@ -132,6 +132,9 @@ impl Applier {
             fatal(&format!("reloading the MVCC store from a snapshot: {e}"));
         }
         self.reload_leases();
+        if let Err(e) = self.alarms.reload(&self.backend) {
+            fatal(&format!("reloading alarms from a snapshot: {e}"));
+        }
         match RaftCluster::load(&self.backend) {
             Ok(c) => *self.cluster.write() = c,
             Err(e) => fatal(&format!("reloading members from a snapshot: {e}")),

@@ -10,7 +10,7 @@
 //! index, so committed entries after it are re-applied exactly once.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -18,23 +18,22 @@ use std::time::Duration;
 
 use oxcd_mvcc::watch::WatchableStore;
 use oxcd_mvcc::Store;
-use oxcd_storage::schema::META_TABLE;
+use oxcd_storage::schema::{META_LOCAL_MEMBER_ID, META_TABLE};
 use oxcd_storage::{Backend, BackendConfig, RaftLog};
 use parking_lot::RwLock;
 use raft::eraftpb::ConfState;
 use tokio::sync::watch;
 
+use crate::alarm::AlarmStore;
 use crate::apply::Applier;
+use crate::apply_guard::AlarmGuard;
 use crate::error::{Error, Result};
 use crate::membership::RaftCluster;
-use crate::raft_node::{RaftMsg, RaftNode, RaftNodeConfig, RaftStatus};
+use crate::raft_node::{RaftLinks, RaftMsg, RaftNode, RaftNodeConfig, RaftStatus};
 use crate::server::{EtcdServer, ServerSettings};
 use crate::snapshot::SnapshotInbox;
 use crate::transport::Transport;
 use crate::wait::Wait;
-
-/// Backend meta key of this member's own id (kept when a snapshot replaces the backend).
-pub const META_LOCAL_MEMBER_ID: &str = "local_member_id";
 
 /// What a member needs to start.
 #[derive(Clone)]
@@ -135,6 +134,8 @@ impl Node {
         let (apply_tx, apply_rx) = mpsc::channel();
         let status = Arc::new(RaftStatus::default());
         let applied = Arc::new(AtomicU64::new(0));
+        let wait = Arc::new(Wait::default());
+        let queued_proposals = Arc::new(AtomicUsize::new(0));
         let raft = RaftNode::new(
             RaftNodeConfig {
                 id: member_id,
@@ -147,17 +148,21 @@ impl Node {
                 logger: cfg.raft_logger.clone(),
             },
             log,
-            transport.clone(),
-            inbox.clone(),
-            raft_rx,
-            apply_tx,
-            status.clone(),
-            applied.clone(),
+            RaftLinks {
+                transport: transport.clone(),
+                inbox: inbox.clone(),
+                rx: raft_rx,
+                apply_tx,
+                status: status.clone(),
+                applied: applied.clone(),
+                wait: wait.clone(),
+                queued_proposals: queued_proposals.clone(),
+            },
         )?;
         status.is_learner.store(is_learner, Ordering::Release);
         let start_applied = applied.load(Ordering::Acquire);
         let (applied_tx, applied_rx) = watch::channel(start_applied);
-        let wait = Arc::new(Wait::default());
+        let alarms = Arc::new(AlarmStore::open(&backend)?);
         let applier = Applier {
             backend: backend.clone(),
             store: store.clone(),
@@ -172,6 +177,8 @@ impl Node {
                 status: status.clone(),
                 promote_extend: cfg.election_timeout,
             },
+            alarms: alarms.clone(),
+            guards: vec![Box::new(AlarmGuard(alarms.clone()))],
             snapshot_count: cfg.snapshot_count.max(1),
             snapshot_index: start_applied,
         };
@@ -207,6 +214,8 @@ impl Node {
             cluster_token: cfg.initial_cluster_token.clone(),
             leases: crate::lease_server::LeaseHub::new(lessor),
             raft_tx,
+            queued_proposals,
+            alarms,
         });
         crate::lessor_loop::spawn(server.clone());
         Ok(Node {

@@ -9,7 +9,9 @@
 //! - Every error on the apply path is either a request error (answered, state unchanged,
 //!   identical on every member) or fatal (the process stops): see [`apply`].
 
+mod alarm;
 mod apply;
+mod apply_guard;
 mod apply_lease;
 mod apply_membership;
 mod bootstrap;

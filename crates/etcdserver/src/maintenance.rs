@@ -1,4 +1,4 @@
-//! Maintenance operations (etcd's `maintenance.go` server half): Status, the alarm list,
+//! Maintenance operations (etcd's `maintenance.go` server half): Status, alarms,
 //! MoveLeader, and AuthStatus.
 //!
 //! Invariants: MoveLeader answers only once the target leads (waiting on the leader
@@ -7,14 +7,25 @@
 
 use std::sync::atomic::Ordering;
 
-use oxcd_api::etcdserverpb::{AlarmMember, AuthStatusResponse, StatusResponse};
+use oxcd_api::etcdserverpb::alarm_request::AlarmAction;
+use oxcd_api::etcdserverpb::{
+    AlarmMember, AlarmRequest, AlarmResponse, AlarmType, AuthStatusResponse, StatusResponse,
+};
+use oxcd_api::oxcdpb::internal_request::Request;
 use oxcd_api::{EtcdError, ETCD_API_VERSION};
 
+use crate::apply::Applied;
 use crate::server::EtcdServer;
 
 impl EtcdServer {
-    /// This member's Status (etcd's `Maintenance.Status`).
+    /// This member's Status (etcd's `Maintenance.Status`); `errors` names a missing leader
+    /// and every active alarm, as etcd's.
     pub fn status(&self) -> StatusResponse {
+        let mut errors = Vec::new();
+        if self.status.leader() == 0 {
+            errors.push(EtcdError::NoLeader.to_string());
+        }
+        errors.extend(self.alarms().iter().map(crate::alarm::describe));
         StatusResponse {
             header: Some(self.header(self.store.current_revision())),
             version: ETCD_API_VERSION.to_string(),
@@ -23,15 +34,37 @@ impl EtcdServer {
             raft_index: self.status.commit(),
             raft_term: self.status.term(),
             raft_applied_index: self.applied.load(Ordering::Acquire),
-            errors: vec![],
+            errors,
             db_size_in_use: self.backend.size_in_use() as i64,
             is_learner: self.status.is_learner.load(Ordering::Acquire),
         }
     }
 
-    /// Active alarms. No alarm can be raised until quotas exist, so this is empty.
+    /// Every active alarm.
     pub fn alarms(&self) -> Vec<AlarmMember> {
-        Vec::new()
+        self.alarms.get(AlarmType::None as i32)
+    }
+
+    /// etcd's `Maintenance.Alarm`: GET answers locally; ACTIVATE and DEACTIVATE go through
+    /// Raft and answer the alarms they changed.
+    pub async fn alarm(&self, r: AlarmRequest) -> Result<AlarmResponse, EtcdError> {
+        let alarms = if r.action() == AlarmAction::Get {
+            self.alarms.get(r.alarm)
+        } else {
+            self.check_not_learner()?;
+            match self.propose(Request::Alarm(r)).await? {
+                Applied::Alarm(a) => a,
+                _ => {
+                    return Err(EtcdError::Internal(
+                        "apply returned a response of another kind".into(),
+                    ))
+                }
+            }
+        };
+        Ok(AlarmResponse {
+            header: Some(self.header(self.store.current_revision())),
+            alarms,
+        })
     }
 
     /// Hands leadership to `target` and waits until it leads.

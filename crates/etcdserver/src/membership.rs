@@ -13,16 +13,13 @@ use std::collections::BTreeMap;
 
 use oxcd_api::etcdserverpb::Member;
 use oxcd_api::oxcdpb::MemberAttributes;
-use oxcd_storage::redb::ReadableTable;
-use oxcd_storage::schema::{MEMBERS_TABLE, META_TABLE};
+use oxcd_storage::schema::{MEMBERS_TABLE, META_CLUSTER_ID, META_TABLE};
 use oxcd_storage::{Backend, WriteTx};
 use prost::Message;
+use redb::ReadableTable;
 use sha1::{Digest, Sha1};
 
 use crate::error::{Error, Result};
-
-/// The cluster id is fixed when the cluster is bootstrapped; membership changes keep it.
-const META_CLUSTER_ID: &str = "cluster_id";
 
 /// etcd's member id for a member with `peer_urls` in the cluster named `token`.
 pub fn compute_member_id(peer_urls: &[String], token: &str, now_secs: Option<u64>) -> u64 {

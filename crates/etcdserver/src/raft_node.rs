@@ -13,7 +13,7 @@
 //! the process: nothing is acknowledged that was not persisted.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,22 +25,22 @@ use raft::eraftpb::{ConfChange, ConfChangeType, ConfState, Entry, Message};
 use raft::{RawNode, SnapshotStatus, StateRole};
 use tokio::sync::oneshot;
 
+use crate::apply::ApplyResult;
 use crate::error::Result;
 use crate::snapshot::SnapshotInbox;
 use crate::transport::Transport;
+use crate::wait::Wait;
 
 /// Requests to the Raft thread.
 pub enum RaftMsg {
-    /// Propose `data` (an encoded `InternalRequest`); a refusal is reported through `done`.
-    Propose {
-        data: Vec<u8>,
-        done: oneshot::Sender<Result<(), EtcdError>>,
-    },
+    /// Propose `data` (an encoded `InternalRequest`); a refusal is answered through the
+    /// wait registry under `id`, the proposal's one reply path.
+    Propose { data: Vec<u8>, id: u64 },
     /// Propose a membership change; `context` is an encoded `ConfChangeContext`.
     ProposeConfChange {
         cc: ConfChange,
         context: Vec<u8>,
-        done: oneshot::Sender<Result<(), EtcdError>>,
+        id: u64,
     },
     /// Ask for a read index (linearizable read); answered with the index to wait for.
     ReadIndex(oneshot::Sender<Result<u64, EtcdError>>),
@@ -133,16 +133,25 @@ pub struct RaftNodeConfig {
     pub logger: slog::Logger,
 }
 
+/// What the Raft thread shares with the rest of the core.
+pub struct RaftLinks {
+    pub transport: Arc<Transport>,
+    pub inbox: Arc<SnapshotInbox>,
+    pub rx: Receiver<RaftMsg>,
+    pub apply_tx: Sender<ApplyBatch>,
+    pub status: Arc<RaftStatus>,
+    pub applied: Arc<AtomicU64>,
+    /// The proposals' reply registry: a refused proposal is answered here.
+    pub wait: Arc<Wait<ApplyResult>>,
+    /// Proposals sent to the Raft thread and not yet handled (the bounded queue's fill).
+    pub queued_proposals: Arc<AtomicUsize>,
+}
+
 /// The Raft thread's state.
 pub struct RaftNode {
     node: RawNode<RaftLog>,
     id: u64,
-    transport: Arc<Transport>,
-    inbox: Arc<SnapshotInbox>,
-    rx: Receiver<RaftMsg>,
-    apply_tx: Sender<ApplyBatch>,
-    status: Arc<RaftStatus>,
-    applied: Arc<AtomicU64>,
+    links: RaftLinks,
     heartbeat: Duration,
     catchup_entries: u64,
     /// Commit index learned from a LightReady, persisted with the next hard state write.
@@ -153,18 +162,8 @@ pub struct RaftNode {
 }
 
 impl RaftNode {
-    /// Builds the node over `log`. `applied` is the backend's consistent index.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        cfg: RaftNodeConfig,
-        mut log: RaftLog,
-        transport: Arc<Transport>,
-        inbox: Arc<SnapshotInbox>,
-        rx: Receiver<RaftMsg>,
-        apply_tx: Sender<ApplyBatch>,
-        status: Arc<RaftStatus>,
-        applied: Arc<AtomicU64>,
-    ) -> Result<RaftNode> {
+    /// Builds the node over `log`. `cfg.applied` is the backend's consistent index.
+    pub fn new(cfg: RaftNodeConfig, mut log: RaftLog, links: RaftLinks) -> Result<RaftNode> {
         // Entries applied to the backend were committed; make the hard state say so, as
         // raft-rs requires applied <= commit.
         let last = raft::Storage::last_index(&log)?;
@@ -189,16 +188,11 @@ impl RaftNode {
         if cfg.campaign_now {
             node.campaign()?;
         }
-        applied.store(applied_idx, Ordering::Release);
+        links.applied.store(applied_idx, Ordering::Release);
         Ok(RaftNode {
             node,
             id: cfg.id,
-            transport,
-            inbox,
-            rx,
-            apply_tx,
-            status,
-            applied,
+            links,
             heartbeat: cfg.heartbeat,
             catchup_entries: cfg.catchup_entries,
             unsaved_commit: 0,
@@ -216,7 +210,7 @@ impl RaftNode {
         self.publish_status();
         loop {
             let wait = next_tick.saturating_duration_since(Instant::now());
-            let first = match self.rx.recv_timeout(wait) {
+            let first = match self.links.rx.recv_timeout(wait) {
                 Ok(m) => Some(m),
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -224,7 +218,7 @@ impl RaftNode {
             let mut stop = false;
             if let Some(m) = first {
                 stop |= self.handle(m);
-                while let Ok(m) = self.rx.try_recv() {
+                while let Ok(m) = self.links.rx.try_recv() {
                     stop |= self.handle(m);
                 }
             }
@@ -254,14 +248,14 @@ impl RaftNode {
     /// Handles one request; returns true on shutdown.
     fn handle(&mut self, m: RaftMsg) -> bool {
         match m {
-            RaftMsg::Propose { data, done } => {
-                let r = self
-                    .node
-                    .propose(vec![], data)
-                    .map_err(|e| proposal_error(&self.node, e));
-                let _ = done.send(r);
+            RaftMsg::Propose { data, id } => {
+                self.links.queued_proposals.fetch_sub(1, Ordering::AcqRel);
+                if let Err(e) = self.node.propose(vec![], data) {
+                    let e = proposal_error(&self.node, e);
+                    self.links.wait.trigger(id, Err(e));
+                }
             }
-            RaftMsg::ProposeConfChange { cc, context, done } => {
+            RaftMsg::ProposeConfChange { cc, context, id } => {
                 // The previous change may have been answered before raft-rs learned it was
                 // applied; raft-rs would silently turn this proposal into an empty entry.
                 self.sync_applied();
@@ -270,7 +264,9 @@ impl RaftNode {
                         .propose_conf_change(context, cc)
                         .map_err(|e| proposal_error(&self.node, e))
                 });
-                let _ = done.send(r);
+                if let Err(e) = r {
+                    self.links.wait.trigger(id, Err(e));
+                }
             }
             RaftMsg::ReadIndex(tx) => self.pending_reads.push(tx),
             RaftMsg::Step(msg) => {
@@ -300,15 +296,16 @@ impl RaftNode {
                     fatal(&format!("saving conf state: {e}"));
                 }
                 match cc.get_change_type() {
-                    ConfChangeType::RemoveNode => self.transport.remove_peer(cc.node_id),
-                    _ => self.transport.add_peer(cc.node_id, peer_urls),
+                    ConfChangeType::RemoveNode => self.links.transport.remove_peer(cc.node_id),
+                    _ => self.links.transport.add_peer(cc.node_id, peer_urls),
                 }
-                self.status
+                self.links
+                    .status
                     .is_learner
                     .store(cs.learners.contains(&self.id), Ordering::Release);
                 let _ = done.send(cs);
             }
-            RaftMsg::UpdatePeer(id, urls) => self.transport.add_peer(id, urls),
+            RaftMsg::UpdatePeer(id, urls) => self.links.transport.add_peer(id, urls),
             RaftMsg::TransferLeader(to) => self.node.transfer_leader(to),
             RaftMsg::TransferToBest(done) => {
                 let mut best = None;
@@ -342,6 +339,7 @@ impl RaftNode {
     /// earlier one is not applied, and needs `applied` for snapshots).
     fn sync_applied(&mut self) {
         let applied = self
+            .links
             .applied
             .load(Ordering::Acquire)
             .min(self.node.raft.raft_log.committed);
@@ -383,7 +381,7 @@ impl RaftNode {
         if !ready.snapshot().is_empty() {
             let snap = ready.snapshot().clone();
             let index = snap.get_metadata().index;
-            let Some(rows) = self.inbox.take(index) else {
+            let Some(rows) = self.links.inbox.take(index) else {
                 fatal(&format!(
                     "raft snapshot at {index} arrived without its data"
                 ));
@@ -393,7 +391,7 @@ impl RaftNode {
                 fatal(&format!("applying raft snapshot: {e}"));
             }
             fail::fail_point!("raftAfterApplySnap");
-            self.status.is_learner.store(
+            self.links.status.is_learner.store(
                 snap.get_metadata()
                     .get_conf_state()
                     .learners
@@ -401,6 +399,7 @@ impl RaftNode {
                 Ordering::Release,
             );
             if self
+                .links
                 .apply_tx
                 .send(ApplyBatch::Snapshot { index, rows })
                 .is_err()
@@ -444,9 +443,9 @@ impl RaftNode {
     }
 
     fn on_soft_state(&mut self, leader: u64, role: StateRole) {
-        let was_leader = self.status.is_leader.load(Ordering::Acquire);
+        let was_leader = self.links.status.is_leader.load(Ordering::Acquire);
         let is_leader = role == StateRole::Leader;
-        if leader != self.status.leader() {
+        if leader != self.links.status.leader() {
             tracing::info!(
                 leader = format!("{leader:x}"),
                 term = self.node.raft.term,
@@ -461,9 +460,12 @@ impl RaftNode {
                 }
             }
         }
-        self.status.leader.store(leader, Ordering::Release);
-        self.status.is_leader.store(is_leader, Ordering::Release);
-        self.status.leader_watch.send_if_modified(|l| {
+        self.links.status.leader.store(leader, Ordering::Release);
+        self.links
+            .status
+            .is_leader
+            .store(is_leader, Ordering::Release);
+        self.links.status.leader_watch.send_if_modified(|l| {
             let changed = *l != leader;
             *l = leader;
             changed
@@ -471,10 +473,12 @@ impl RaftNode {
     }
 
     fn publish_status(&self) {
-        self.status
+        self.links
+            .status
             .term
             .store(self.node.raft.term, Ordering::Release);
-        self.status
+        self.links
+            .status
             .commit
             .store(self.node.raft.raft_log.committed, Ordering::Release);
     }
@@ -483,7 +487,12 @@ impl RaftNode {
         if entries.is_empty() {
             return;
         }
-        if self.apply_tx.send(ApplyBatch::Entries(entries)).is_err() {
+        if self
+            .links
+            .apply_tx
+            .send(ApplyBatch::Entries(entries))
+            .is_err()
+        {
             fatal("apply loop is gone");
         }
     }
@@ -491,7 +500,7 @@ impl RaftNode {
     fn send(&self, msgs: Vec<Message>) {
         fail::fail_point!("beforeSendMessage", |_| ());
         if !msgs.is_empty() {
-            self.transport.send(msgs);
+            self.links.transport.send(msgs);
         }
     }
 

@@ -8,7 +8,7 @@
 //!   "request timed out"; its waiter is removed so a late apply is a no-op.
 //! - Requests whose encoding exceeds `--max-request-bytes` are refused before Raft sees them.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +18,7 @@ use oxcd_api::etcdserverpb::{
     PutRequest, PutResponse, RangeRequest, RangeResponse, ResponseHeader, TxnRequest, TxnResponse,
 };
 use oxcd_api::oxcdpb::internal_request::Request;
-use oxcd_api::oxcdpb::InternalRequest;
+use oxcd_api::oxcdpb::{InternalRequest, RequestHeader};
 use oxcd_api::EtcdError;
 use oxcd_mvcc::watch::WatchableStore;
 use oxcd_mvcc::Store;
@@ -36,6 +36,9 @@ use crate::wait::Wait;
 
 /// etcd refuses new proposals when the apply loop lags this far behind the commit index.
 const MAX_GAP_BETWEEN_APPLY_AND_COMMIT: u64 = 5000;
+/// Proposals waiting for the Raft thread beyond this are refused with "too many requests"
+/// (the queue is bounded so a stalled Raft thread cannot grow memory without limit).
+const MAX_QUEUED_PROPOSALS: usize = 10_000;
 
 /// Limits and identity the request path needs.
 #[derive(Debug, Clone)]
@@ -67,6 +70,8 @@ pub struct EtcdServer {
     pub(crate) leases: crate::lease_server::LeaseHub,
     pub(crate) raft_tx: Sender<RaftMsg>,
     pub(crate) next_id: AtomicU64,
+    pub(crate) queued_proposals: Arc<AtomicUsize>,
+    pub(crate) alarms: Arc<crate::alarm::AlarmStore>,
 }
 
 impl EtcdServer {
@@ -239,27 +244,42 @@ impl EtcdServer {
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let data = InternalRequest {
-            id,
+            id: 0,
+            header: Some(RequestHeader {
+                id,
+                ..Default::default()
+            }),
             request: Some(request),
         }
         .encode_to_vec();
         if data.len() > self.settings.max_request_bytes {
             return Err(EtcdError::RequestTooLarge);
         }
+        self.send_proposal(id, RaftMsg::Propose { data, id }).await
+    }
+
+    /// Hands a proposal to the Raft thread through the bounded queue and waits for its one
+    /// reply (applied, refused by Raft, or timed out).
+    async fn send_proposal(&self, id: u64, msg: RaftMsg) -> Result<Applied, EtcdError> {
+        if self.queued_proposals.fetch_add(1, Ordering::AcqRel) >= MAX_QUEUED_PROPOSALS {
+            self.queued_proposals.fetch_sub(1, Ordering::AcqRel);
+            return Err(EtcdError::TooManyRequests);
+        }
         let rx = self.wait.register(id);
-        let (done_tx, done_rx) = oneshot::channel();
-        if self
-            .raft_tx
-            .send(RaftMsg::Propose {
-                data,
-                done: done_tx,
-            })
-            .is_err()
-        {
+        if self.raft_tx.send(msg).is_err() {
+            self.queued_proposals.fetch_sub(1, Ordering::AcqRel);
             self.wait.cancel(id);
             return Err(EtcdError::Stopped);
         }
-        self.wait_applied(id, done_rx, rx).await
+        let outcome = tokio::time::timeout(self.settings.request_timeout, rx).await;
+        match outcome {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(EtcdError::Stopped),
+            Err(_) => {
+                self.wait.cancel(id);
+                Err(EtcdError::Timeout)
+            }
+        }
     }
 
     /// Waits until this member has applied everything committed when the read began
@@ -301,46 +321,8 @@ impl EtcdServer {
         id: u64,
         context: Vec<u8>,
     ) -> Result<Applied, EtcdError> {
-        let rx = self.wait.register(id);
-        let (done_tx, done_rx) = oneshot::channel();
-        if self
-            .raft_tx
-            .send(RaftMsg::ProposeConfChange {
-                cc,
-                context,
-                done: done_tx,
-            })
-            .is_err()
-        {
-            self.wait.cancel(id);
-            return Err(EtcdError::Stopped);
-        }
-        self.wait_applied(id, done_rx, rx).await
-    }
-
-    async fn wait_applied(
-        &self,
-        id: u64,
-        done_rx: oneshot::Receiver<Result<(), EtcdError>>,
-        rx: oneshot::Receiver<ApplyResult>,
-    ) -> Result<Applied, EtcdError> {
-        let outcome = tokio::time::timeout(self.settings.request_timeout, async {
-            done_rx.await.map_err(|_| EtcdError::Stopped)??;
-            rx.await.map_err(|_| EtcdError::Stopped)?
-        })
-        .await;
-        match outcome {
-            Ok(r) => {
-                if r.is_err() {
-                    self.wait.cancel(id);
-                }
-                r
-            }
-            Err(_) => {
-                self.wait.cancel(id);
-                Err(EtcdError::Timeout)
-            }
-        }
+        self.send_proposal(id, RaftMsg::ProposeConfChange { cc, context, id })
+            .await
     }
 
     /// Publishes this member's name and client URLs through Raft (etcd's `publishV3`), so

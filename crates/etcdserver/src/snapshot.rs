@@ -10,30 +10,20 @@
 //!   member's own identity (its local member id).
 
 use oxcd_api::oxcdpb::BackendRow;
-use oxcd_storage::redb::{ReadableTable, TableDefinition};
-use oxcd_storage::schema::{KEY_TABLE, LEASE_TABLE, MEMBERS_TABLE, META_TABLE};
+use oxcd_storage::schema::{META_LOCAL_MEMBER_ID, META_TABLE, SNAPSHOT_TABLES};
 use oxcd_storage::Backend;
+use redb::{ReadableTable, TableHandle};
 
-use crate::bootstrap::META_LOCAL_MEMBER_ID;
 use crate::error::Result;
 
 /// Bytes of rows per chunk sent.
 const CHUNK_BYTES: usize = 1 << 20;
 
-/// A backend table keyed and valued by bytes.
-type BytesTable = TableDefinition<'static, &'static [u8], &'static [u8]>;
-
-const BYTE_TABLES: [(&str, BytesTable); 3] = [
-    ("key", KEY_TABLE),
-    ("lease", LEASE_TABLE),
-    ("members", MEMBERS_TABLE),
-];
-
 fn se(e: impl Into<oxcd_storage::Error>) -> crate::error::Error {
     crate::error::Error::Storage(e.into())
 }
 
-type OpenTable<'t> = oxcd_storage::redb::Table<'t, &'static [u8], &'static [u8]>;
+type OpenTable<'t> = redb::Table<'t, &'static [u8], &'static [u8]>;
 
 /// Every row of the backend, in chunks of about [`CHUNK_BYTES`].
 pub fn dump_backend(backend: &Backend) -> Result<Vec<Vec<BackendRow>>> {
@@ -48,12 +38,12 @@ pub fn dump_backend(backend: &Backend) -> Result<Vec<Vec<BackendRow>>> {
             size = 0;
         }
     };
-    for (name, def) in BYTE_TABLES {
+    for def in SNAPSHOT_TABLES {
         let t = rtx.open_table(def).map_err(se)?;
         for row in t.iter().map_err(se)? {
             let (k, v) = row.map_err(se)?;
             push(BackendRow {
-                table: name.to_string(),
+                table: def.name().to_string(),
                 key: k.value().to_vec(),
                 value: v.value().to_vec(),
             });
@@ -75,7 +65,7 @@ pub fn dump_backend(backend: &Backend) -> Result<Vec<Vec<BackendRow>>> {
 pub fn install(backend: &Backend, rows: &[BackendRow]) -> Result<()> {
     let wtx = backend.write_tx()?;
     {
-        for (_, def) in BYTE_TABLES {
+        for def in SNAPSHOT_TABLES {
             let mut t = wtx.tx.open_table(def).map_err(se)?;
             t.retain(|_, _| false).map_err(se)?;
         }
@@ -95,10 +85,10 @@ pub fn install(backend: &Backend, rows: &[BackendRow]) -> Result<()> {
             }
             if current.as_ref().map(|(n, _)| *n) != Some(r.table.as_str()) {
                 current = None;
-                let Some((name, def)) = BYTE_TABLES.iter().find(|(n, _)| *n == r.table) else {
+                let Some(def) = SNAPSHOT_TABLES.iter().find(|d| d.name() == r.table) else {
                     continue;
                 };
-                current = Some((name, wtx.tx.open_table(*def).map_err(se)?));
+                current = Some((def.name(), wtx.tx.open_table(*def).map_err(se)?));
             }
             if let Some((_, t)) = current.as_mut() {
                 t.insert(r.key.as_slice(), r.value.as_slice()).map_err(se)?;

@@ -36,20 +36,7 @@ impl LeaseError {
     }
 }
 
-macro_rules! from_redb {
-    ($($t:ty),*) => {$(
-        impl From<$t> for LeaseError {
-            fn from(e: $t) -> Self {
-                LeaseError::Storage(e.into())
-            }
-        }
-    )*};
-}
-from_redb!(
-    oxcd_storage::redb::TransactionError,
-    oxcd_storage::redb::TableError,
-    oxcd_storage::redb::StorageError
-);
+oxcd_storage::from_redb_errors!(LeaseError, LeaseError::Storage);
 
 impl From<LeaseError> for EtcdError {
     fn from(e: LeaseError) -> EtcdError {

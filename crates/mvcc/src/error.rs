@@ -52,23 +52,21 @@ pub enum Error {
     Storage(#[from] oxcd_storage::Error),
 }
 
+impl Error {
+    /// Whether this is a failure of the machine rather than of the request: on the apply
+    /// path the server stops on it (a request error is answered and changes nothing).
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            Error::RevisionNotFound | Error::WriteInReadTxn | Error::Corrupt(_) | Error::Storage(_)
+        )
+    }
+}
+
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-macro_rules! from_redb {
-    ($($t:ty),*) => {$(
-        impl From<$t> for Error {
-            fn from(e: $t) -> Self {
-                Error::Storage(e.into())
-            }
-        }
-    )*};
-}
-from_redb!(
-    oxcd_storage::redb::TransactionError,
-    oxcd_storage::redb::TableError,
-    oxcd_storage::redb::StorageError
-);
+oxcd_storage::from_redb_errors!(Error, Error::Storage);
 
 impl From<Error> for EtcdError {
     fn from(e: Error) -> EtcdError {
@@ -94,6 +92,31 @@ impl From<Error> for EtcdError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn machine_failures_are_fatal_request_errors_are_not() {
+        for e in [
+            Error::RevisionNotFound,
+            Error::WriteInReadTxn,
+            Error::Corrupt("x".into()),
+            Error::Storage(oxcd_storage::Error::Corrupt("y".into())),
+        ] {
+            assert!(e.is_fatal(), "{e}");
+        }
+        for e in [
+            Error::Compacted,
+            Error::FutureRev,
+            Error::KeyNotFound,
+            Error::EmptyKey,
+            Error::ValueProvided,
+            Error::LeaseProvided,
+            Error::TooManyOps,
+            Error::DuplicateKey,
+            Error::InvalidSortOption,
+        ] {
+            assert!(!e.is_fatal(), "{e}");
+        }
+    }
 
     #[test]
     fn client_errors_map_to_etcd_errors_with_etcd_strings() {

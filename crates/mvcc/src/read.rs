@@ -11,7 +11,7 @@
 //!   revision, whatever the limit; the result's `rev` is the view's revision.
 
 use oxcd_api::mvccpb::KeyValue;
-use oxcd_storage::redb::ReadOnlyTable;
+use redb::ReadOnlyTable;
 
 use crate::error::Result;
 use crate::store::Store;

@@ -35,11 +35,11 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
 use oxcd_api::mvccpb::{Event, KeyValue};
-use oxcd_storage::redb::ReadableTable;
 use oxcd_storage::schema::{KEY_TABLE, META_TABLE};
 use oxcd_storage::{Backend, WriteTx};
 use parking_lot::{Mutex, RwLock};
 use prost::Message;
+use redb::ReadableTable;
 
 use crate::error::{Error, Result};
 use crate::index::TreeIndex;
@@ -48,9 +48,9 @@ use crate::revision::{is_tombstone, Revision};
 use crate::write::WriteTxn;
 
 /// META_TABLE key of the revision of the last compaction started (etcd's name).
-pub const SCHEDULED_COMPACT_KEY: &str = "scheduledCompactRev";
+pub const SCHEDULED_COMPACT_KEY: &str = oxcd_storage::schema::META_SCHEDULED_COMPACT_REV;
 /// META_TABLE key of the revision of the last compaction finished (etcd's name).
-pub const FINISHED_COMPACT_KEY: &str = "finishedCompactRev";
+pub const FINISHED_COMPACT_KEY: &str = oxcd_storage::schema::META_FINISHED_COMPACT_REV;
 
 /// The index and the compaction revision, changed together under one lock so that a
 /// reader never sees a compacted index with an older compaction revision.

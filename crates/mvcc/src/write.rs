@@ -14,9 +14,9 @@
 //!   `KeyValue` holding only the key, as etcd's.
 
 use oxcd_api::mvccpb::{event::EventType, Event, KeyValue};
-use oxcd_storage::redb::Table;
 use parking_lot::MutexGuard;
 use prost::Message;
+use redb::Table;
 
 use crate::error::Result;
 use crate::read::{RangeOptions, RangeResult, ReadView};

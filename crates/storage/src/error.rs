@@ -12,22 +12,29 @@ pub enum Error {
     Io(#[from] std::io::Error),
 }
 
-macro_rules! from_redb {
-    ($($t:ty),*) => {$(
-        impl From<$t> for Error {
+/// The one conversion of redb's errors: into this crate's [`Error`], and, through
+/// [`from_redb_errors!`](crate::from_redb_errors), into any crate's error variant that
+/// wraps it (so `?` works on redb calls everywhere, with one definition).
+#[macro_export]
+macro_rules! from_redb_errors {
+    ($target:ty, $wrap:expr) => {
+        $crate::from_redb_errors!(@each $target, $wrap;
+            redb::DatabaseError,
+            redb::TransactionError,
+            redb::TableError,
+            redb::StorageError,
+            redb::CommitError,
+            redb::SetDurabilityError);
+    };
+    (@each $target:ty, $wrap:expr; $($t:ty),*) => {$(
+        impl From<$t> for $target {
             fn from(e: $t) -> Self {
-                Error::Backend(e.into())
+                let wrap: fn($crate::Error) -> $target = $wrap;
+                wrap($crate::Error::Backend(e.into()))
             }
         }
     )*};
 }
-from_redb!(
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError,
-    redb::SetDurabilityError
-);
+from_redb_errors!(Error, |e| e);
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -19,4 +19,3 @@ pub use backend::{Backend, BackendConfig, WriteTx};
 pub use error::{Error, Result};
 
 pub use raft_log::RaftLog;
-pub use redb;

@@ -6,7 +6,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::Stream;
-use oxcd_api::etcdserverpb::alarm_request::AlarmAction;
 use oxcd_api::etcdserverpb::maintenance_server::Maintenance;
 use oxcd_api::etcdserverpb::{
     AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, DowngradeRequest,
@@ -25,13 +24,7 @@ type SnapshotStream = Pin<Box<dyn Stream<Item = Result<SnapshotResponse, Status>
 #[tonic::async_trait]
 impl Maintenance for MaintenanceService {
     async fn alarm(&self, req: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
-        match req.into_inner().action() {
-            AlarmAction::Get => Ok(Response::new(AlarmResponse {
-                header: Some(self.0.header(self.0.current_revision())),
-                alarms: self.0.alarms(),
-            })),
-            _ => Err(EtcdError::Unimplemented("Maintenance.Alarm ACTIVATE/DEACTIVATE").into()),
-        }
+        Ok(Response::new(self.0.alarm(req.into_inner()).await?))
     }
 
     async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
