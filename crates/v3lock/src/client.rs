@@ -209,10 +209,12 @@ pub fn op_get_key(key: &[u8]) -> RequestOp {
 
 pub fn op_delete(key: &[u8]) -> RequestOp {
     RequestOp {
-        request: Some(request_op::Request::RequestDeleteRange(DeleteRangeRequest {
-            key: key.to_vec(),
-            ..Default::default()
-        })),
+        request: Some(request_op::Request::RequestDeleteRange(
+            DeleteRangeRequest {
+                key: key.to_vec(),
+                ..Default::default()
+            },
+        )),
     }
 }
 

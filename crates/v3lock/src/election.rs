@@ -15,8 +15,8 @@ use oxcd_api::mvccpb::KeyValue;
 use tokio::sync::mpsc;
 
 use crate::client::{
-    create_rev_is, lease_key, op_delete, op_get_key, op_put, prefix_end, range_at,
-    range_by_create, V3Client,
+    create_rev_is, lease_key, op_delete, op_get_key, op_put, prefix_end, range_at, range_by_create,
+    V3Client,
 };
 use crate::error::{Error, Result};
 use crate::key::wait_deletes;
@@ -59,7 +59,10 @@ pub async fn campaign(
         lease: session.lease,
     };
     if !resp.succeeded {
-        let kv = range_at(&resp, 0)?.kvs.first().ok_or(Error::Malformed("txn"))?;
+        let kv = range_at(&resp, 0)?
+            .kvs
+            .first()
+            .ok_or(Error::Malformed("txn"))?;
         me.rev = kv.create_revision;
         if kv.value != val {
             if let Err(e) = proclaim(client, &me, val).await {
@@ -117,10 +120,7 @@ pub async fn resign(client: &V3Client, leader: &Leadership) -> Result<Option<Res
 }
 
 /// `Leader`: the current leader's key-value and the read's header.
-pub async fn leader(
-    client: &V3Client,
-    name: &[u8],
-) -> Result<(Option<ResponseHeader>, KeyValue)> {
+pub async fn leader(client: &V3Client, name: &[u8]) -> Result<(Option<ResponseHeader>, KeyValue)> {
     let mut resp = client.range(range_by_create(&prefix(name), true)).await?;
     if resp.kvs.is_empty() {
         return Err(Error::ElectionNoLeader);
@@ -140,7 +140,7 @@ pub async fn observe(client: &V3Client, name: &[u8], tx: &mpsc::Sender<Observati
         let Ok(resp) = client.range(range_by_create(&pfx, true)).await else {
             return;
         };
-        let (mut hdr, kv) = match resp.kvs.into_iter().next() {
+        let (hdr, kv) = match resp.kvs.into_iter().next() {
             Some(kv) => (resp.header, kv),
             None => {
                 // Wait for the first put on the prefix (a delete would make this spin).
@@ -174,12 +174,12 @@ pub async fn observe(client: &V3Client, name: &[u8], tx: &mpsc::Sender<Observati
                 }
             }
         };
-        if tx.send((hdr.clone(), kv.clone())).await.is_err() {
+        if tx.send((hdr, kv.clone())).await.is_err() {
             return;
         }
 
         // Follow this leader's proclamations until its key is deleted.
-        let from = hdr.take().map_or(0, |h| h.revision) + 1;
+        let from = hdr.map_or(0, |h| h.revision) + 1;
         let Ok(mut w) = client
             .watch(WatchCreateRequest {
                 key: kv.key.clone(),
@@ -201,7 +201,7 @@ pub async fn observe(client: &V3Client, name: &[u8], tx: &mpsc::Sender<Observati
                     break 'leader;
                 }
                 let Some(kv) = ev.kv else { continue };
-                if tx.send((wr.header.clone(), kv)).await.is_err() {
+                if tx.send((wr.header, kv)).await.is_err() {
                     return;
                 }
             }

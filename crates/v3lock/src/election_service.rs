@@ -9,8 +9,8 @@ use std::pin::Pin;
 use futures::Stream;
 use oxcd_api::v3electionpb::election_server::Election;
 use oxcd_api::v3electionpb::{
-    CampaignRequest, CampaignResponse, LeaderKey, LeaderRequest, LeaderResponse,
-    ProclaimRequest, ProclaimResponse, ResignRequest, ResignResponse,
+    CampaignRequest, CampaignResponse, LeaderKey, LeaderRequest, LeaderResponse, ProclaimRequest,
+    ProclaimResponse, ResignRequest, ResignResponse,
 };
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
@@ -115,8 +115,12 @@ impl Election for ElectionService {
                 () = tx.closed() => {}
             }
         });
-        let stream = tokio_stream::wrappers::ReceiverStream::new(rx)
-            .map(|(header, kv)| Ok(LeaderResponse { header, kv: Some(kv) }));
+        let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(|(header, kv)| {
+            Ok(LeaderResponse {
+                header,
+                kv: Some(kv),
+            })
+        });
         Ok(Response::new(Box::pin(stream)))
     }
 

@@ -64,7 +64,10 @@ mod tests {
     #[test]
     fn leaves_as_etcd_does() {
         let s: Status = Error::ElectionNotLeader.into();
-        assert_eq!((s.code(), s.message()), (Code::Unknown, "election: not leader"));
+        assert_eq!(
+            (s.code(), s.message()),
+            (Code::Unknown, "election: not leader")
+        );
         let s: Status = Error::MissingLeaderKey.into();
         assert_eq!(s.message(), "\"leader\" field must be provided");
         // An inner etcd error loses its code, as clientv3's rpctypes.Error does.

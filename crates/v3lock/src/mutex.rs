@@ -11,7 +11,8 @@
 use oxcd_api::etcdserverpb::{ResponseHeader, TxnRequest};
 
 use crate::client::{
-    create_rev_is, key_range, lease_key, op_get, op_get_key, op_put, range_at, range_by_create, V3Client,
+    create_rev_is, key_range, lease_key, op_get, op_get_key, op_put, range_at, range_by_create,
+    V3Client,
 };
 use crate::error::{Error, Result};
 use crate::key::wait_deletes;
@@ -43,7 +44,10 @@ pub async fn lock(client: &V3Client, session: Session, name: &[u8]) -> Result<Lo
         .await?;
     let mut my_rev = resp.header.as_ref().map_or(0, |h| h.revision);
     if !resp.succeeded {
-        let mine = range_at(&resp, 0)?.kvs.first().ok_or(Error::Malformed("txn"))?;
+        let mine = range_at(&resp, 0)?
+            .kvs
+            .first()
+            .ok_or(Error::Malformed("txn"))?;
         my_rev = mine.create_revision;
     }
     let owner = &range_at(&resp, 1)?.kvs;

@@ -37,10 +37,15 @@ async fn two_candidates(url: &str, name: &str) {
     let lb = a.lease_grant(30, None).await.expect("grant").id();
 
     // Observe before anyone leads: it reports the first leader when it appears.
-    let mut obs = a.observe(name).await.expect("observe");
+    let mut observer = common::client_raw(url, etcd_client::ConnectOptions::new()).await;
+    let name2 = name.to_string();
+    let obs = tokio::spawn(async move { observer.observe(name2.as_str()).await });
     let no = a.leader(name).await.expect_err("no leader yet");
     let s = status(no);
-    assert_eq!((s.code(), s.message()), (Code::Unknown, "election: no leader"));
+    assert_eq!(
+        (s.code(), s.message()),
+        (Code::Unknown, "election: no leader")
+    );
 
     let won = a.campaign(name, "a", la).await.expect("campaign a");
     let leader_a: LeaderKey = won.leader().expect("leader key").clone();
@@ -48,6 +53,11 @@ async fn two_candidates(url: &str, name: &str) {
     assert_eq!(leader_a.key(), format!("{name}/{la:x}").as_bytes());
     assert_eq!(leader_a.lease(), la);
     assert_eq!(leader_a.rev(), won.header().expect("header").revision());
+    let mut obs = tokio::time::timeout(STEP, obs)
+        .await
+        .expect("observe answers once there is a leader")
+        .expect("join")
+        .expect("observe");
     assert_eq!(next_value(&mut obs).await.0, b"a");
 
     let l = a.leader(name).await.expect("leader");
@@ -65,13 +75,21 @@ async fn two_candidates(url: &str, name: &str) {
     assert!(!b_campaign.is_finished(), "b must wait while a leads");
 
     let p = a
-        .proclaim("a2", Some(ProclaimOptions::new().with_leader(leader_a.clone())))
+        .proclaim(
+            "a2",
+            Some(ProclaimOptions::new().with_leader(leader_a.clone())),
+        )
         .await
         .expect("proclaim");
     let p_rev = p.header().expect("header").revision();
     assert_eq!(next_value(&mut obs).await, (b"a2".to_vec(), p_rev));
     assert_eq!(
-        a.leader(name).await.expect("leader").kv().expect("kv").value(),
+        a.leader(name)
+            .await
+            .expect("leader")
+            .kv()
+            .expect("kv")
+            .value(),
         b"a2"
     );
 
@@ -91,17 +109,28 @@ async fn two_candidates(url: &str, name: &str) {
 
     // a is no longer the leader.
     let e = a
-        .proclaim("stale", Some(ProclaimOptions::new().with_leader(leader_a.clone())))
+        .proclaim(
+            "stale",
+            Some(ProclaimOptions::new().with_leader(leader_a.clone())),
+        )
         .await
         .expect_err("stale leader");
     let s = status(e);
-    assert_eq!((s.code(), s.message()), (Code::Unknown, "election: not leader"));
+    assert_eq!(
+        (s.code(), s.message()),
+        (Code::Unknown, "election: not leader")
+    );
     // Resigning a stale leadership is a no-op that succeeds.
     a.resign(Some(ResignOptions::new().with_leader(leader_a)))
         .await
         .expect("stale resign");
     assert_eq!(
-        a.leader(name).await.expect("leader").kv().expect("kv").value(),
+        a.leader(name)
+            .await
+            .expect("leader")
+            .kv()
+            .expect("kv")
+            .value(),
         b"b"
     );
 
@@ -114,7 +143,10 @@ async fn two_candidates(url: &str, name: &str) {
         .await
         .expect("resign b");
     let s = status(a.leader(name).await.expect_err("no leader"));
-    assert_eq!((s.code(), s.message()), (Code::Unknown, "election: no leader"));
+    assert_eq!(
+        (s.code(), s.message()),
+        (Code::Unknown, "election: no leader")
+    );
 }
 
 async fn missing_leader_key(url: &str) {
@@ -150,7 +182,10 @@ async fn lease_expiry_hands_over(url: &str, name: &str) {
         .await
         .expect_err("expired leader"),
     );
-    assert_eq!((s.code(), s.message()), (Code::Unknown, "election: not leader"));
+    assert_eq!(
+        (s.code(), s.message()),
+        (Code::Unknown, "election: not leader")
+    );
     a.lease_revoke(long).await.expect("revoke");
 }
 
@@ -160,8 +195,7 @@ async fn abandoned_campaign_resigns(url: &str, etcd: &Etcd, name: &str) {
     let lb = a.lease_grant(30, None).await.expect("grant").id();
     a.campaign(name, "a", la).await.expect("campaign a");
     let mut b = client(url).await;
-    let gave_up =
-        tokio::time::timeout(Duration::from_millis(800), b.campaign(name, "b", lb)).await;
+    let gave_up = tokio::time::timeout(Duration::from_millis(800), b.campaign(name, "b", lb)).await;
     assert!(gave_up.is_err(), "b must still be waiting");
     drop(b);
     let pfx = format!("{name}/");
@@ -185,7 +219,6 @@ async fn run_all(url: &str, etcd: &Etcd, tag: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn election_matches_etcd() {
-    let _serial = oxcd_testkit::serial();
     let etcd = Etcd::start();
     let ours = serve_ours(&etcd).await;
     run_all(&etcd.url, &etcd, "etcd").await;

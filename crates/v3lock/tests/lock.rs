@@ -87,7 +87,10 @@ async fn expiry_releases(url: &str, name: &str) {
     .await
     .expect("lease expiry releases the lock")
     .expect("lock long");
-    assert!(start.elapsed() >= Duration::from_millis(900), "waited for the expiry");
+    assert!(
+        start.elapsed() >= Duration::from_millis(900),
+        "waited for the expiry"
+    );
     a.unlock(b.key()).await.expect("unlock");
 }
 
@@ -145,7 +148,6 @@ async fn run_all(url: &str, etcd: &Etcd, tag: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lock_matches_etcd() {
-    let _serial = oxcd_testkit::serial();
     let etcd = Etcd::start();
     let ours = serve_ours(&etcd).await;
     run_all(&etcd.url, &etcd, "etcd").await;

@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 use oxcd_api::v3electionpb::election_server::ElectionServer;
 use oxcd_api::v3lockpb::lock_server::LockServer;
 use oxcd_testkit::flags::{local_url, MemberFlags};
+use oxcd_testkit::free_port;
 use oxcd_testkit::process::Proc;
 use oxcd_testkit::status::probe_ready;
-use oxcd_testkit::free_port;
 use oxcd_v3lock::{ElectionService, LockService};
 use tonic::body::Body;
 use tonic::codegen::{http, BoxFuture, Context, Poll, Service};
@@ -206,9 +206,13 @@ pub async fn client(url: &str) -> etcd_client::Client {
 }
 
 pub async fn client_opts(url: &str, opts: etcd_client::ConnectOptions) -> etcd_client::Client {
-    let opts = opts
-        .with_connect_timeout(Duration::from_secs(3))
-        .with_timeout(Duration::from_secs(20));
+    client_raw(url, opts.with_timeout(Duration::from_secs(20))).await
+}
+
+/// An etcd-client without a per-request timeout (for streams that may wait long for their
+/// first message: etcd sends an Observe's response headers only with its first message).
+pub async fn client_raw(url: &str, opts: etcd_client::ConnectOptions) -> etcd_client::Client {
+    let opts = opts.with_connect_timeout(Duration::from_secs(3));
     etcd_client::Client::connect([url], Some(opts))
         .await
         .expect("etcd-client connect")
