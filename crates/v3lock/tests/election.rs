@@ -194,10 +194,13 @@ async fn abandoned_campaign_resigns(url: &str, etcd: &Etcd, name: &str) {
     let la = a.lease_grant(30, None).await.expect("grant").id();
     let lb = a.lease_grant(30, None).await.expect("grant").id();
     a.campaign(name, "a", la).await.expect("campaign a");
-    let mut b = client(url).await;
-    let gave_up = tokio::time::timeout(Duration::from_millis(800), b.campaign(name, "b", lb)).await;
-    assert!(gave_up.is_err(), "b must still be waiting");
-    drop(b);
+    let (url2, name2) = (url.to_string(), name.to_string());
+    let b_key = format!("{name}/{lb:x}");
+    common::abandon_once_waiting(etcd, &b_key, async move {
+        let mut b = client(&url2).await;
+        let _ = b.campaign(name2.as_str(), "b", lb).await;
+    })
+    .await;
     let pfx = format!("{name}/");
     assert!(
         eventually(Duration::from_secs(5), || {
@@ -215,6 +218,7 @@ async fn run_all(url: &str, etcd: &Etcd, tag: &str) {
     missing_leader_key(url).await;
     abandoned_campaign_resigns(url, etcd, &format!("{tag}/abandon")).await;
     lease_expiry_hands_over(url, &format!("{tag}/expiry")).await;
+    no_watch_left_behind(url, etcd, &format!("{tag}/gone")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,4 +227,62 @@ async fn election_matches_etcd() {
     let ours = serve_ours(&etcd).await;
     run_all(&etcd.url, &etcd, "etcd").await;
     run_all(&ours.url, &etcd, "ours").await;
+}
+
+const WATCHERS: &str = "etcd_debugging_mvcc_watcher_total";
+
+/// The watcher count once the watches of earlier scenarios' gone clients are cancelled
+/// (that happens asynchronously): the same value three reads in a row.
+async fn settled_watchers(etcd: &Etcd) -> f64 {
+    let mut last = (common::metric(etcd, WATCHERS).await, 0);
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = common::metric(etcd, WATCHERS).await;
+        last = if now == last.0 {
+            (now, last.1 + 1)
+        } else {
+            (now, 0)
+        };
+        if last.1 >= 2 {
+            break;
+        }
+    }
+    last.0
+}
+
+/// A client that goes away from Observe or a waiting Campaign leaves no watch behind.
+async fn no_watch_left_behind(url: &str, etcd: &Etcd, name: &str) {
+    let base = settled_watchers(etcd).await;
+    let mut a = client(url).await;
+    let la = a.lease_grant(30, None).await.expect("grant").id();
+    let lb = a.lease_grant(30, None).await.expect("grant").id();
+    a.campaign(name, "a", la).await.expect("campaign a");
+    let mut obs = a.observe(name).await.expect("observe");
+    assert_eq!(next_value(&mut obs).await.0, b"a");
+    let (url2, name2) = (url.to_string(), name.to_string());
+    let b = tokio::spawn(async move {
+        let mut b = client(&url2).await;
+        let _ = b.campaign(name2.as_str(), "b", lb).await;
+    });
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            common::metric(etcd, WATCHERS).await >= base + 2.0
+        })
+        .await,
+        "the observer and the waiting candidate each watch ({url}): base {base}, now {}",
+        common::metric(etcd, WATCHERS).await
+    );
+    assert!(!b.is_finished(), "b must still be waiting");
+    b.abort();
+    let _ = b.await;
+    drop(obs);
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            common::metric(etcd, WATCHERS).await <= base
+        })
+        .await,
+        "watches of gone clients are cancelled"
+    );
+    a.lease_revoke(la).await.expect("revoke");
+    a.lease_revoke(lb).await.expect("revoke");
 }

@@ -102,14 +102,15 @@ async fn abandoned_waiter_leaves_no_key(url: &str, etcd: &Etcd, name: &str) {
         .lock(name, Some(LockOptions::new().with_lease(la)))
         .await
         .expect("lock a");
-    let mut b = client(url).await;
-    let gave_up = tokio::time::timeout(
-        Duration::from_millis(800),
-        b.lock(name, Some(LockOptions::new().with_lease(lb))),
-    )
+    let (url2, name2) = (url.to_string(), name.to_string());
+    let b_key = format!("{name}/{lb:x}");
+    common::abandon_once_waiting(etcd, &b_key, async move {
+        let mut b = client(&url2).await;
+        let _ = b
+            .lock(name2.as_str(), Some(LockOptions::new().with_lease(lb)))
+            .await;
+    })
     .await;
-    assert!(gave_up.is_err(), "b must still be waiting");
-    drop(b);
     let pfx = format!("{name}/");
     assert!(
         eventually(Duration::from_secs(5), || {

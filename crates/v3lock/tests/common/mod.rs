@@ -244,3 +244,53 @@ where
     }
     false
 }
+
+/// The value of a Prometheus gauge/counter on etcd's `/metrics` (plain HTTP/1.0 GET).
+pub async fn metric(etcd: &Etcd, name: &str) -> f64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = etcd.url.trim_start_matches("http://").to_string();
+    let mut s = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::TcpStream::connect(&addr),
+    )
+    .await
+    .expect("connect in time")
+    .expect("connect");
+    s.write_all(format!("GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .expect("write");
+    let mut body = String::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut body))
+        .await
+        .expect("read in time")
+        .expect("read");
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("metric {name} not found"))
+}
+
+/// Whether `key` exists (read straight from etcd).
+pub async fn key_exists(etcd: &Etcd, key: &str) -> bool {
+    let mut c = client(&etcd.url).await;
+    !c.get(key, None).await.expect("get").kvs().is_empty()
+}
+
+/// Runs `op` on a task until its key `key` exists (it is then waiting behind the holder),
+/// asserts it is still waiting, and abandons it: the task is aborted, which drops the
+/// client call mid-flight as a client that goes away does.
+pub async fn abandon_once_waiting<T: Send + 'static>(
+    etcd: &Etcd,
+    key: &str,
+    op: impl std::future::Future<Output = T> + Send + 'static,
+) {
+    let task = tokio::spawn(op);
+    assert!(
+        eventually(Duration::from_secs(10), || key_exists(etcd, key)).await,
+        "the waiter's key {key} appears"
+    );
+    // Give it time to reach its wait; it must not get through.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!task.is_finished(), "the waiter must still be waiting");
+    task.abort();
+    let _ = task.await;
+}
