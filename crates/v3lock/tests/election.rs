@@ -196,7 +196,7 @@ async fn abandoned_campaign_resigns(url: &str, etcd: &Etcd, name: &str) {
     a.campaign(name, "a", la).await.expect("campaign a");
     let (url2, name2) = (url.to_string(), name.to_string());
     let b_key = format!("{name}/{lb:x}");
-    common::abandon_once_waiting(etcd, &b_key, async move {
+    common::abandon_once_waiting(etcd, &b_key, None, async move {
         let mut b = client(&url2).await;
         let _ = b.campaign(name2.as_str(), "b", lb).await;
     })
@@ -229,30 +229,9 @@ async fn election_matches_etcd() {
     run_all(&ours.url, &etcd, "ours").await;
 }
 
-const WATCHERS: &str = "etcd_debugging_mvcc_watcher_total";
-
-/// The watcher count once the watches of earlier scenarios' gone clients are cancelled
-/// (that happens asynchronously): the same value three reads in a row.
-async fn settled_watchers(etcd: &Etcd) -> f64 {
-    let mut last = (common::metric(etcd, WATCHERS).await, 0);
-    for _ in 0..50 {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let now = common::metric(etcd, WATCHERS).await;
-        last = if now == last.0 {
-            (now, last.1 + 1)
-        } else {
-            (now, 0)
-        };
-        if last.1 >= 2 {
-            break;
-        }
-    }
-    last.0
-}
-
 /// A client that goes away from Observe or a waiting Campaign leaves no watch behind.
 async fn no_watch_left_behind(url: &str, etcd: &Etcd, name: &str) {
-    let base = settled_watchers(etcd).await;
+    let base = common::settled_watchers(etcd).await;
     let mut a = client(url).await;
     let la = a.lease_grant(30, None).await.expect("grant").id();
     let lb = a.lease_grant(30, None).await.expect("grant").id();
@@ -266,11 +245,11 @@ async fn no_watch_left_behind(url: &str, etcd: &Etcd, name: &str) {
     });
     assert!(
         eventually(Duration::from_secs(10), || async {
-            common::metric(etcd, WATCHERS).await >= base + 2.0
+            common::watchers(etcd).await >= base + 2.0
         })
         .await,
         "the observer and the waiting candidate each watch ({url}): base {base}, now {}",
-        common::metric(etcd, WATCHERS).await
+        common::watchers(etcd).await
     );
     assert!(!b.is_finished(), "b must still be waiting");
     b.abort();
@@ -278,7 +257,7 @@ async fn no_watch_left_behind(url: &str, etcd: &Etcd, name: &str) {
     drop(obs);
     assert!(
         eventually(Duration::from_secs(5), || async {
-            common::metric(etcd, WATCHERS).await <= base
+            common::watchers(etcd).await <= base
         })
         .await,
         "watches of gone clients are cancelled"

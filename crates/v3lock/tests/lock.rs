@@ -95,6 +95,7 @@ async fn expiry_releases(url: &str, name: &str) {
 }
 
 async fn abandoned_waiter_leaves_no_key(url: &str, etcd: &Etcd, name: &str) {
+    let base = common::settled_watchers(etcd).await;
     let mut a = client(url).await;
     let la = a.lease_grant(30, None).await.expect("grant").id();
     let lb = a.lease_grant(30, None).await.expect("grant").id();
@@ -104,7 +105,7 @@ async fn abandoned_waiter_leaves_no_key(url: &str, etcd: &Etcd, name: &str) {
         .expect("lock a");
     let (url2, name2) = (url.to_string(), name.to_string());
     let b_key = format!("{name}/{lb:x}");
-    common::abandon_once_waiting(etcd, &b_key, async move {
+    common::abandon_once_waiting(etcd, &b_key, Some(base + 1.0), async move {
         let mut b = client(&url2).await;
         let _ = b
             .lock(name2.as_str(), Some(LockOptions::new().with_lease(lb)))
@@ -119,6 +120,13 @@ async fn abandoned_waiter_leaves_no_key(url: &str, etcd: &Etcd, name: &str) {
         })
         .await,
         "the abandoned waiter's key is deleted"
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            common::watchers(etcd).await <= base
+        })
+        .await,
+        "the abandoned waiter's watch is cancelled"
     );
     a.unlock(held.key()).await.expect("unlock");
 }

@@ -278,9 +278,11 @@ pub async fn key_exists(etcd: &Etcd, key: &str) -> bool {
 /// Runs `op` on a task until its key `key` exists (it is then waiting behind the holder),
 /// asserts it is still waiting, and abandons it: the task is aborted, which drops the
 /// client call mid-flight as a client that goes away does.
+/// With `watchers_while_waiting`, also waits until etcd has at least that many watchers.
 pub async fn abandon_once_waiting<T: Send + 'static>(
     etcd: &Etcd,
     key: &str,
+    watchers_while_waiting: Option<f64>,
     op: impl std::future::Future<Output = T> + Send + 'static,
 ) {
     let task = tokio::spawn(op);
@@ -288,9 +290,42 @@ pub async fn abandon_once_waiting<T: Send + 'static>(
         eventually(Duration::from_secs(10), || key_exists(etcd, key)).await,
         "the waiter's key {key} appears"
     );
+    if let Some(n) = watchers_while_waiting {
+        assert!(
+            eventually(Duration::from_secs(10), || async {
+                watchers(etcd).await >= n
+            })
+            .await,
+            "the waiter watches"
+        );
+    }
     // Give it time to reach its wait; it must not get through.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!task.is_finished(), "the waiter must still be waiting");
     task.abort();
     let _ = task.await;
+}
+
+/// etcd's count of open watchers.
+pub async fn watchers(etcd: &Etcd) -> f64 {
+    metric(etcd, "etcd_debugging_mvcc_watcher_total").await
+}
+
+/// The watcher count once the watches of earlier scenarios' gone clients are cancelled
+/// (that happens asynchronously): the same value three reads in a row.
+pub async fn settled_watchers(etcd: &Etcd) -> f64 {
+    let mut last = (watchers(etcd).await, 0);
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = watchers(etcd).await;
+        last = if now == last.0 {
+            (now, last.1 + 1)
+        } else {
+            (now, 0)
+        };
+        if last.1 >= 2 {
+            break;
+        }
+    }
+    last.0
 }
