@@ -29,9 +29,6 @@ pub enum Error {
     /// A watch ended without the awaited delete (clientv3's waitDelete).
     #[error("lost watcher waiting for delete")]
     LostWatcher,
-    /// A watch was cancelled by the server, e.g. on compaction (clientv3's `wr.Err()`).
-    #[error("{0}")]
-    WatchCanceled(String),
     /// A response lacked a part etcd always sends (a broken in-process server).
     #[error("oxcd: malformed {0} response")]
     Malformed(&'static str),

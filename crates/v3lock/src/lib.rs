@@ -9,6 +9,12 @@
 //! [`LockService`] and [`ElectionService`] the gRPC services; [`error`] how failures reach
 //! the caller (as etcd's: recipe errors and inner etcd errors with code Unknown).
 //!
+//! Wiring: build the KV, Lease and Watch services into a `Routes` first, then hand a clone
+//! to [`LockService::new`] and [`ElectionService::new`] and add those (wrapped in the
+//! generated `LockServer`/`ElectionServer`) to the client-facing routes. Whatever must apply
+//! to inner calls (auth, request limits) has to live inside those services or their
+//! per-service wrappers, not in a `Server::layer`, which in-process calls do not pass.
+//!
 //! Invariants: this crate keeps no state of its own; every lock and election lives in keys
 //! `name/<lease id in hex>` bound to the lease, so it survives restarts and is replicated
 //! like any other key. A caller that goes away while waiting leaves no key behind.
