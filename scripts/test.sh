@@ -105,7 +105,7 @@ step "cargo build oxcd --features failpoints" 2400 \
 if step "cargo build (workspace, all targets)" 2400 cargo test --workspace --no-run; then
   step "cargo test --workspace (oxcd)" 1800 env OXCD_TEST_SERVER=oxcd cargo test --workspace --no-fail-fast
   step "cargo compat tests (real etcd)" 900 \
-    env OXCD_TEST_SERVER=etcd cargo test --no-fail-fast -p oxcd-server --test etcdctl_kv --test errors --test kv_client
+    env OXCD_TEST_SERVER=etcd cargo test --no-fail-fast -p oxcd-server --test it -- etcdctl_kv:: errors:: kv_client::
   step "python tests (oxcd)" 600 env OXCD_TEST_SERVER=oxcd OXCD_BIN="$OXCD_BIN" bash -c pytest_run
 else
   FAILED+=("cargo test --workspace (oxcd): skipped, build failed")

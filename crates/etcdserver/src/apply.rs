@@ -101,6 +101,8 @@ impl Applier {
                         if let Err(e) = self.backend.force_commit() {
                             fatal(&format!("committing backend: {e}"));
                         }
+                        crate::metrics::DB_TOTAL_SIZE.set(self.backend.size() as f64);
+                        crate::metrics::DB_IN_USE_SIZE.set(self.backend.size_in_use() as f64);
                     }
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -185,6 +187,7 @@ impl Applier {
         self.store.publish();
         self.applied.store(last_index, Ordering::Release);
         let _ = self.applied_tx.send(last_index);
+        crate::metrics::PROPOSALS_APPLIED.set(last_index as f64);
         for (id, r) in results {
             self.wait.trigger(id, r);
         }

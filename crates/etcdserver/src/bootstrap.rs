@@ -217,6 +217,7 @@ impl Node {
             queued_proposals,
             alarms,
         });
+        crate::metrics::init(member_id, oxcd_api::ETCD_API_VERSION);
         crate::lessor_loop::spawn(server.clone());
         Ok(Node {
             server,

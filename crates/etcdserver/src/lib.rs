@@ -22,6 +22,7 @@ mod lease_server;
 mod lessor_loop;
 mod maintenance;
 mod membership;
+pub mod metrics;
 mod peer;
 mod raft_node;
 mod reconfig;

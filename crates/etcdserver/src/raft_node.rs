@@ -446,6 +446,9 @@ impl RaftNode {
         let was_leader = self.links.status.is_leader.load(Ordering::Acquire);
         let is_leader = role == StateRole::Leader;
         if leader != self.links.status.leader() {
+            if leader != 0 {
+                crate::metrics::LEADER_CHANGES.inc();
+            }
             tracing::info!(
                 leader = format!("{leader:x}"),
                 term = self.node.raft.term,
@@ -460,6 +463,8 @@ impl RaftNode {
                 }
             }
         }
+        crate::metrics::HAS_LEADER.set(if leader != 0 { 1.0 } else { 0.0 });
+        crate::metrics::IS_LEADER.set(if is_leader { 1.0 } else { 0.0 });
         self.links.status.leader.store(leader, Ordering::Release);
         self.links
             .status
@@ -481,6 +486,7 @@ impl RaftNode {
             .status
             .commit
             .store(self.node.raft.raft_log.committed, Ordering::Release);
+        crate::metrics::PROPOSALS_COMMITTED.set(self.node.raft.raft_log.committed as f64);
     }
 
     fn forward_committed(&mut self, entries: Vec<Entry>) {

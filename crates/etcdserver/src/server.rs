@@ -271,15 +271,27 @@ impl EtcdServer {
             self.wait.cancel(id);
             return Err(EtcdError::Stopped);
         }
+        crate::metrics::PROPOSALS_PENDING.inc();
         let outcome = tokio::time::timeout(self.settings.request_timeout, rx).await;
-        match outcome {
+        crate::metrics::PROPOSALS_PENDING.dec();
+        let r = match outcome {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => Err(EtcdError::Stopped),
             Err(_) => {
                 self.wait.cancel(id);
                 Err(EtcdError::Timeout)
             }
+        };
+        if matches!(
+            r,
+            Err(EtcdError::Timeout
+                | EtcdError::Stopped
+                | EtcdError::NoLeader
+                | EtcdError::LeaderChanged)
+        ) {
+            crate::metrics::PROPOSALS_FAILED.inc();
         }
+        r
     }
 
     /// Waits until this member has applied everything committed when the read began

@@ -6,6 +6,7 @@
 //! `tonic::Status::from(EtcdError)` (the one map in `oxcd_api::error`).
 
 pub mod authority;
+pub mod metrics;
 mod services;
 
 pub use authority::FixAuthority;

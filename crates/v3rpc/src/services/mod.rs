@@ -35,12 +35,26 @@ const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 /// All client-facing services.
 pub fn routes(server: Arc<EtcdServer>) -> Routes {
     let max_recv = server.settings().max_request_bytes + GRPC_OVERHEAD_BYTES;
+    let kv = KvServer::new(kv::KvService(server.clone()))
+        .max_decoding_message_size(max_recv)
+        .max_encoding_message_size(usize::MAX);
+    let watch = WatchServer::new(watch::WatchService::new(server.clone()))
+        .max_decoding_message_size(max_recv)
+        .max_encoding_message_size(usize::MAX);
+    let lease =
+        LeaseServer::new(lease::LeaseService(server.clone())).max_decoding_message_size(max_recv);
+    // Lock and Election run clientv3's recipes over the server's own KV, Lease and Watch,
+    // in-process, as etcd's v3lock/v3election do over a local client.
+    let mut inner = Routes::builder();
+    inner.add_service(kv.clone());
+    inner.add_service(watch.clone());
+    inner.add_service(lease.clone());
+    let inner = inner.routes();
+
     let mut b = Routes::builder();
-    b.add_service(
-        KvServer::new(kv::KvService(server.clone()))
-            .max_decoding_message_size(max_recv)
-            .max_encoding_message_size(usize::MAX),
-    );
+    b.add_service(kv);
+    b.add_service(watch);
+    b.add_service(lease);
     b.add_service(
         MaintenanceServer::new(maintenance::MaintenanceService(server.clone()))
             .max_decoding_message_size(max_recv),
@@ -50,20 +64,16 @@ pub fn routes(server: Arc<EtcdServer>) -> Routes {
             .max_decoding_message_size(max_recv),
     );
     b.add_service(
-        WatchServer::new(watch::WatchService::new(server.clone()))
-            .max_decoding_message_size(max_recv)
-            .max_encoding_message_size(usize::MAX),
-    );
-    b.add_service(
-        LeaseServer::new(lease::LeaseService(server.clone())).max_decoding_message_size(max_recv),
-    );
-    b.add_service(
         AuthServer::new(unimplemented::AuthService(server.clone()))
             .max_decoding_message_size(max_recv),
     );
-    b.add_service(LockServer::new(unimplemented::LockService).max_decoding_message_size(max_recv));
     b.add_service(
-        ElectionServer::new(unimplemented::ElectionService).max_decoding_message_size(max_recv),
+        LockServer::new(oxcd_v3lock::LockService::new(inner.clone()))
+            .max_decoding_message_size(max_recv),
+    );
+    b.add_service(
+        ElectionServer::new(oxcd_v3lock::ElectionService::new(inner))
+            .max_decoding_message_size(max_recv),
     );
     b.routes()
 }

@@ -1,4 +1,4 @@
-//! Services whose issues have not landed yet (Auth, Lock, Election). Each RPC
+//! Services whose issues have not landed yet (Auth). Each RPC
 //! answers gRPC `Unimplemented` with a message naming it, never a panic or a fake answer.
 //! The one exception is `Auth.AuthStatus`, which truthfully reports auth as disabled.
 
@@ -9,13 +9,6 @@ use std::sync::Arc;
 use futures::Stream;
 use oxcd_api::etcdserverpb::auth_server::Auth;
 use oxcd_api::etcdserverpb::*;
-use oxcd_api::v3electionpb::election_server::Election;
-use oxcd_api::v3electionpb::{
-    CampaignRequest, CampaignResponse, LeaderRequest, LeaderResponse, ProclaimRequest,
-    ProclaimResponse, ResignRequest, ResignResponse,
-};
-use oxcd_api::v3lockpb::lock_server::Lock;
-use oxcd_api::v3lockpb::{LockRequest, LockResponse, UnlockRequest, UnlockResponse};
 use oxcd_api::EtcdError;
 use tonic::{Request, Response, Status};
 
@@ -69,35 +62,5 @@ impl Auth for AuthService {
         role_delete: AuthRoleDeleteRequest => AuthRoleDeleteResponse, "RoleDelete";
         role_grant_permission: AuthRoleGrantPermissionRequest => AuthRoleGrantPermissionResponse, "RoleGrantPermission";
         role_revoke_permission: AuthRoleRevokePermissionRequest => AuthRoleRevokePermissionResponse, "RoleRevokePermission";
-    }
-}
-
-pub struct LockService;
-
-#[tonic::async_trait]
-impl Lock for LockService {
-    unimplemented_unary! { "Lock";
-        lock: LockRequest => LockResponse, "Lock";
-        unlock: UnlockRequest => UnlockResponse, "Unlock";
-    }
-}
-
-pub struct ElectionService;
-
-#[tonic::async_trait]
-impl Election for ElectionService {
-    unimplemented_unary! { "Election";
-        campaign: CampaignRequest => CampaignResponse, "Campaign";
-        proclaim: ProclaimRequest => ProclaimResponse, "Proclaim";
-        leader: LeaderRequest => LeaderResponse, "Leader";
-        resign: ResignRequest => ResignResponse, "Resign";
-    }
-
-    type ObserveStream = BoxStream<LeaderResponse>;
-    async fn observe(
-        &self,
-        _: Request<LeaderRequest>,
-    ) -> Result<Response<Self::ObserveStream>, Status> {
-        Err(EtcdError::Unimplemented("Election.Observe").into())
     }
 }

@@ -4,12 +4,10 @@
 //! learner); leases through a follower (grant, keep-alive, time-to-live, `put --lease`,
 //! revoke), which forwards renew and time-to-live to the leader.
 
-#[path = "cluster_harness/mod.rs"]
-mod cluster_harness;
 
 use std::time::Duration;
 
-use cluster_harness::*;
+use crate::cluster_harness::*;
 
 const PY_SCRIPT: &str = r#"
 import json, sys

@@ -3,12 +3,11 @@
 //! service-registration run (keep-alive process killed, key gone after the TTL). Runs
 //! against oxcd (default) or etcd (`OXCD_TEST_SERVER=etcd`); every wait is bounded.
 
-mod common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{etcdctl_bin, run_with_timeout, TestServer};
+use crate::common::{etcdctl_bin, run_with_timeout, TestServer};
 
 /// `lease 694d7a3c9e2a4a0f granted with TTL(30s)` -> the hex id.
 fn granted_id(out: &str, ttl: i64) -> String {

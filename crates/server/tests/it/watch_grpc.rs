@@ -4,17 +4,15 @@
 //! and on the `--experimental-watch-progress-notify-interval` timer), fragments, and a
 //! stalled watcher that must not block writes or other watchers.
 
-mod common;
-mod watch_support;
 
 use std::time::{Duration, Instant};
 
-use common::kvreq::{del_op, put_op};
-use common::{channel, TestServer};
+use crate::common::kvreq::{del_op, put_op};
+use crate::common::{channel, TestServer};
 use oxcd_api::etcdserverpb::kv_client::KvClient;
 use oxcd_api::etcdserverpb::{CompactionRequest, DeleteRangeRequest, PutRequest, TxnRequest};
 use prost::Message;
-use watch_support::*;
+use crate::watch_support::*;
 
 const PUT: i32 = 0;
 const DELETE: i32 = 1;

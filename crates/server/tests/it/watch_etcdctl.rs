@@ -2,12 +2,11 @@
 //! etcd with `OXCD_TEST_SERVER=etcd`). `etcdctl watch` never exits on its own, so each run
 //! is bounded: it is killed after a few seconds and its output checked.
 
-mod common;
 
 use std::process::Command;
 use std::time::Duration;
 
-use common::{etcdctl_bin, run_with_timeout, CmdOutput, TestServer};
+use crate::common::{etcdctl_bin, run_with_timeout, CmdOutput, TestServer};
 
 /// Runs `etcdctl watch ARGS` for `secs` seconds, then kills it and returns its output.
 fn watch_for(s: &TestServer, args: &[&str], secs: u64) -> CmdOutput {

@@ -2,9 +2,8 @@
 //! flags, `-w json` field checks, txn via stdin, compaction, endpoint status/health and member
 //! list. Runs against oxcd (default) or etcd (`OXCD_TEST_SERVER=etcd`).
 
-mod common;
 
-use common::TestServer;
+use crate::common::TestServer;
 use serde_json::Value;
 
 /// Standard base64 (what etcdctl's `-w json` uses for keys and values).
@@ -615,7 +614,7 @@ fn data_survives_graceful_restart() {
 fn url_endpoints_and_cluster_commands() {
     let s = TestServer::start();
     let run = |args: &[&str]| {
-        let out = std::process::Command::new(common::etcdctl_bin())
+        let out = std::process::Command::new(crate::common::etcdctl_bin())
             .env("ETCDCTL_API", "3")
             .arg(format!("--endpoints={}", s.client_url()))
             .arg("--command-timeout=10s")

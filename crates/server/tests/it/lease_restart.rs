@@ -3,12 +3,11 @@
 //! checkpointed remaining TTL, plus the election timeout); expiry resumes. Runs against
 //! oxcd (default) or etcd (`OXCD_TEST_SERVER=etcd`); every wait is bounded.
 
-mod common;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::{channel, TestServer};
+use crate::common::{channel, TestServer};
 use oxcd_api::etcdserverpb::kv_client::KvClient;
 use oxcd_api::etcdserverpb::lease_client::LeaseClient;
 use oxcd_api::etcdserverpb::{

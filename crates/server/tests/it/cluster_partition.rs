@@ -3,14 +3,12 @@
 //! isolated minority cannot commit and serves no stale linearizable read while the majority
 //! keeps committing; after the partition heals it catches up.
 
-#[path = "cluster_harness/mod.rs"]
-mod cluster_harness;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cluster_harness::*;
+use crate::cluster_harness::*;
 
 fn proxied(name: &str) -> Cluster {
     let mut o = Opts::new(3);

@@ -3,13 +3,12 @@
 //! many leases, time-to-live and list, expiry. Runs against oxcd (default) or etcd
 //! (`OXCD_TEST_SERVER=etcd`); every wait is bounded.
 
-mod common;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::kvreq::*;
-use common::{channel, TestServer};
+use crate::common::kvreq::*;
+use crate::common::{channel, TestServer};
 use oxcd_api::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
 use oxcd_api::etcdserverpb::kv_client::KvClient;
 use oxcd_api::etcdserverpb::lease_client::LeaseClient;

@@ -7,7 +7,6 @@
 //! and killed by PID on drop; every wait is bounded; on panic the members' log tails and
 //! the proxy's events are printed and the temp dir is kept. Cluster tests in one test
 //! binary run one at a time ([`serial`]).
-#![allow(dead_code, unused_imports)]
 
 use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;

@@ -1,11 +1,10 @@
 //! Watches through the Rust clients, against the real binary (oxcd, or etcd with
 //! `OXCD_TEST_SERVER=etcd`): our `oxcd-client` and the `etcd-client` crate.
 
-mod common;
 
 use std::time::Duration;
 
-use common::{etcd_client, TestServer};
+use crate::common::{etcd_client, TestServer};
 use oxcd_client::{Client, EventType, PutOptions, WatchOptions};
 
 const WAIT: Duration = Duration::from_secs(10);

@@ -3,14 +3,12 @@
 //! replaced and steps down when resumed, and a 5-member cluster survives losing 2 members
 //! (but not 3).
 
-#[path = "cluster_harness/mod.rs"]
-mod cluster_harness;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cluster_harness::*;
+use crate::cluster_harness::*;
 
 #[test]
 fn leader_kill9_under_write_load_loses_no_acked_write() {

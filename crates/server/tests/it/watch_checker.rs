@@ -16,14 +16,12 @@
 //! writes, on its own connection: victims), D (resumed watchers). Everything is bounded:
 //! fixed op counts, a deterministic PRNG, timeouts on every wait.
 
-mod common;
-mod watch_support;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{channel, TestServer};
+use crate::common::{channel, TestServer};
 use oxcd_api::etcdserverpb::kv_client::KvClient;
 use oxcd_api::etcdserverpb::request_op::Request;
 use oxcd_api::etcdserverpb::watch_request::RequestUnion;
@@ -34,7 +32,7 @@ use oxcd_api::etcdserverpb::{
 use oxcd_api::mvccpb::KeyValue;
 use parking_lot::Mutex;
 use tonic::transport::Channel;
-use watch_support::*;
+use crate::watch_support::*;
 
 const KEYS: u64 = 40;
 const WRITERS: u64 = 4;
@@ -319,7 +317,7 @@ async fn random_writes_many_watchers_six_guarantees() {
         );
     }
     eprintln!("final revision {final_rev}");
-    let check_progress = common::server_kind() == common::ServerKind::Oxcd;
+    let check_progress = crate::common::server_kind() == crate::common::ServerKind::Oxcd;
     if check_progress {
         let (specs, log, _) = &streams[0];
         check_bookmarks(specs, &log.lock(), &truth);

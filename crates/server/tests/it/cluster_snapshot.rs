@@ -3,12 +3,10 @@
 //! compaction) is caught up with a snapshot when it restarts, and ends with exactly the same
 //! revision and data as the others.
 
-#[path = "cluster_harness/mod.rs"]
-mod cluster_harness;
 
 use std::time::Duration;
 
-use cluster_harness::*;
+use crate::cluster_harness::*;
 use etcd_client::{GetOptions, PutOptions};
 
 /// The issue names 50k writes; with `--snapshot-count 1000` the log is compacted many

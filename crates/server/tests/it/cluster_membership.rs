@@ -6,14 +6,12 @@
 //! a second voter are refused ("etcdserver: unhealthy cluster"), removing the dead member is
 //! allowed; `member update` replaces peer URLs on every member.
 
-#[path = "cluster_harness/mod.rs"]
-mod cluster_harness;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cluster_harness::*;
+use crate::cluster_harness::*;
 
 fn member_list(c: &Cluster, at: usize) -> Vec<MemberRow> {
     parse_member_list(&c.etcdctl(at, &["member", "list", "-w", "json"]).json())

@@ -7,7 +7,6 @@
 //! `PR_SET_PDEATHSIG`, so start servers from the test's own thread (or `block_in_place`),
 //! never from `spawn_blocking` pool threads. See `oxcd_testkit::bins` for the other
 //! environment overrides (`OXCD_ETCD_BIN`, `OXCD_ETCDCTL`, `OXCD_PYTHON`).
-#![allow(dead_code, unused_imports)]
 
 pub mod kvreq;
 

@@ -1,10 +1,9 @@
 //! Exact gRPC status codes and messages for KV errors (raw tonic clients from `oxcd-api`).
 //! Runs against oxcd (default) or etcd (`OXCD_TEST_SERVER=etcd`).
 
-mod common;
 
-use common::kvreq::*;
-use common::TestServer;
+use crate::common::kvreq::*;
+use crate::common::TestServer;
 use oxcd_api::etcdserverpb::request_op::Request;
 use oxcd_api::etcdserverpb::response_op::Response;
 use oxcd_api::etcdserverpb::{

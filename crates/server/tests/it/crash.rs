@@ -1,13 +1,12 @@
 //! Durability: acknowledged writes survive `kill -9` and restart; graceful stop is prompt;
 //! (oxcd-only) a torn/garbled WAL tail is tolerated and mid-log corruption is refused.
 
-mod common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{describe_status, etcd_client, skip_unless_oxcd, TestServer};
+use crate::common::{describe_status, etcd_client, skip_unless_oxcd, TestServer};
 use etcd_client::GetOptions;
 
 const WRITERS: usize = 8;

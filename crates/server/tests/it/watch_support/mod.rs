@@ -1,6 +1,5 @@
 //! Helpers shared by the watch integration tests: a raw gRPC watch stream (tonic, so every
 //! response field can be checked) and KV shortcuts.
-#![allow(dead_code)]
 
 use std::time::Duration;
 

@@ -4,13 +4,11 @@
 //! with the same revisions, accept writes, and list only itself as a member; restarted
 //! again without the flag, it stays a one-member cluster with all its data.
 
-#[path = "cluster_harness/mod.rs"]
-mod cluster_harness;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use cluster_harness::*;
+use crate::cluster_harness::*;
 
 fn member_list(c: &Cluster, at: usize) -> Vec<MemberRow> {
     parse_member_list(&c.etcdctl(at, &["member", "list", "-w", "json"]).json())

@@ -2,10 +2,9 @@
 //! options (count_only, keys_only, sort, revision filters), txn inner headers, nested txns.
 //! Runs against oxcd (default) or etcd (`OXCD_TEST_SERVER=etcd`).
 
-mod common;
 
-use common::kvreq::*;
-use common::{etcd_client, TestServer};
+use crate::common::kvreq::*;
+use crate::common::{etcd_client, TestServer};
 use oxcd_api::etcdserverpb::request_op::Request;
 use oxcd_api::etcdserverpb::response_op::Response;
 use oxcd_api::etcdserverpb::{RangeRequest, RequestOp, TxnRequest};

@@ -1,0 +1,24 @@
+//! The oxcd binary's integration tests, one binary (`cargo test -p <crate> --test it`), one module per
+//! concern; shared helpers live in their own modules.
+
+mod common;
+mod cluster_harness;
+mod watch_support;
+
+mod cluster_clients;
+mod cluster_failover;
+mod cluster_membership;
+mod cluster_partition;
+mod cluster_recovery;
+mod cluster_snapshot;
+mod crash;
+mod errors;
+mod etcdctl_kv;
+mod kv_client;
+mod lease_etcdctl;
+mod lease_grpc;
+mod lease_restart;
+mod watch_checker;
+mod watch_clients;
+mod watch_etcdctl;
+mod watch_grpc;
