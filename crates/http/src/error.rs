@@ -74,6 +74,27 @@ pub(crate) fn status_response(status: &Status) -> Response<Body> {
     error_response(http_status(status.code()), status.code(), status.message())
 }
 
+/// Why the gateway refused a request before calling gRPC.
+pub(crate) enum Reject {
+    /// Undecodable body or header (grpc-gateway: InvalidArgument, 400).
+    BadRequest(String),
+    /// Body above the limit (413).
+    TooLarge(usize),
+}
+
+impl Reject {
+    pub(crate) fn into_response(self) -> Response<Body> {
+        match self {
+            Reject::BadRequest(m) => bad_request(&m),
+            Reject::TooLarge(limit) => error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Code::ResourceExhausted,
+                &format!("http: request body too large (limit {limit} bytes)"),
+            ),
+        }
+    }
+}
+
 /// A request the gateway could not decode (grpc-gateway: InvalidArgument, 400).
 pub(crate) fn bad_request(message: &str) -> Response<Body> {
     error_response(StatusCode::BAD_REQUEST, Code::InvalidArgument, message)

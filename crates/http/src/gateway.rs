@@ -27,7 +27,7 @@ use oxcd_api::v3electionpb as elpb;
 use oxcd_api::v3lockpb as lockpb;
 
 use crate::clients::Clients;
-use crate::error::{bad_request, error_response, json_bytes, method_not_allowed, status_response};
+use crate::error::{error_response, json_bytes, method_not_allowed, status_response, Reject};
 use crate::HttpConfig;
 
 /// Path prefixes the gateway answers under (etcd 3.5: `/v3`; 3.4 clients: `/v3beta`; 3.3:
@@ -43,51 +43,45 @@ pub(crate) fn add(mut r: Router, path: &str, m: MethodRouter) -> Router {
     r
 }
 
-/// Reads a request body of at most `limit` bytes; above it, 413.
-pub(crate) async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, Response<Body>> {
-    let too_large = move || {
-        error_response(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            Code::ResourceExhausted,
-            &format!("http: request body too large (limit {limit} bytes)"),
-        )
-    };
+/// Reads a request body of at most `limit` bytes.
+pub(crate) async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, Reject> {
+    // A declared Content-Length above the limit is refused before reading any of it.
+    if http_body::Body::size_hint(&body).lower() > limit as u64 {
+        return Err(Reject::TooLarge(limit));
+    }
     match http_body_util::Limited::new(body, limit).collect().await {
         Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(e) => Err(bad_request(&format!("reading request body: {e}"))),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Reject::TooLarge(limit)),
+        Err(e) => Err(Reject::BadRequest(format!("reading request body: {e}"))),
     }
 }
 
 /// The body as one message; an empty body is the default message (as grpc-gateway).
-pub(crate) fn decode<T: DeserializeOwned + Default>(b: &[u8]) -> Result<T, Response<Body>> {
+pub(crate) fn decode<T: DeserializeOwned + Default>(b: &[u8]) -> Result<T, Reject> {
     if b.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(b).map_err(|e| bad_request(&e.to_string()))
+    serde_json::from_slice(b).map_err(|e| Reject::BadRequest(e.to_string()))
 }
 
 /// The body as a sequence of messages (a client stream: grpc-gateway reads JSON values one
 /// after another).
-pub(crate) fn decode_all<T: DeserializeOwned>(b: &[u8]) -> Result<Vec<T>, Response<Body>> {
+pub(crate) fn decode_all<T: DeserializeOwned>(b: &[u8]) -> Result<Vec<T>, Reject> {
     serde_json::Deserializer::from_slice(b)
         .into_iter::<T>()
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| bad_request(&e.to_string()))
+        .map_err(|e| Reject::BadRequest(e.to_string()))
 }
 
 /// A gRPC request carrying `msg` and the caller's credentials.
-pub(crate) fn grpc_request<T>(
-    headers: &HeaderMap,
-    msg: T,
-) -> Result<tonic::Request<T>, Response<Body>> {
+pub(crate) fn grpc_request<T>(headers: &HeaderMap, msg: T) -> Result<tonic::Request<T>, Reject> {
     let mut r = tonic::Request::new(msg);
     if let Some(v) = headers.get(http::header::AUTHORIZATION) {
         let v = v
             .to_str()
             .ok()
             .and_then(|s| MetadataValue::try_from(s).ok())
-            .ok_or_else(|| bad_request("invalid Authorization header"))?;
+            .ok_or_else(|| Reject::BadRequest("invalid Authorization header".to_string()))?;
         r.metadata_mut().insert("token", v);
     }
     Ok(r)
@@ -105,7 +99,12 @@ pub(crate) fn json_response<T: Serialize>(msg: &T) -> Response<Body> {
 }
 
 /// One unary route: body → request → `call` → JSON.
-async fn unary<Req, Resp, F, Fut>(headers: HeaderMap, body: Body, limit: usize, call: F) -> Response<Body>
+async fn unary<Req, Resp, F, Fut>(
+    headers: HeaderMap,
+    body: Body,
+    limit: usize,
+    call: F,
+) -> Response<Body>
 where
     Req: DeserializeOwned + Default,
     Resp: Serialize,
@@ -114,11 +113,11 @@ where
 {
     let bytes = match read_body(body, limit).await {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let req = match decode::<Req>(&bytes).and_then(|m| grpc_request(&headers, m)) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match call(req).await {
         Ok(resp) => json_response(resp.get_ref()),

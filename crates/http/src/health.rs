@@ -36,7 +36,12 @@ struct Health {
 /// The query's `key=value` pairs (values of repeated keys and comma lists flattened).
 fn query(raw: &Option<String>) -> HashMap<String, Vec<String>> {
     let mut m: HashMap<String, Vec<String>> = HashMap::new();
-    for pair in raw.as_deref().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+    for pair in raw
+        .as_deref()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         let e = m.entry(k.to_string()).or_default();
         e.extend(v.split(',').filter(|s| !s.is_empty()).map(str::to_string));
@@ -97,7 +102,11 @@ fn alarm_name(a: i32) -> &'static str {
     }
 }
 
-async fn check_health(c: &Clients, d: Duration, q: &HashMap<String, Vec<String>>) -> Result<(), String> {
+async fn check_health(
+    c: &Clients,
+    d: Duration,
+    q: &HashMap<String, Vec<String>>,
+) -> Result<(), String> {
     let excluded = q.get("exclude").cloned().unwrap_or_default();
     let active = alarms(c, d).await.map_err(|e| format!("ALARM ERROR:{e}"))?;
     if let Some(a) = active
@@ -108,9 +117,12 @@ async fn check_health(c: &Clients, d: Duration, q: &HashMap<String, Vec<String>>
         return Err(format!("ALARM {a}"));
     }
     let mut m = c.maintenance.clone();
-    let status = with_timeout(d, async move { m.status(pb::StatusRequest::default()).await })
-        .await
-        .map_err(|e| format!("STATUS ERROR:{e}"))?;
+    let status = with_timeout(
+        d,
+        async move { m.status(pb::StatusRequest::default()).await },
+    )
+    .await
+    .map_err(|e| format!("STATUS ERROR:{e}"))?;
     if status.into_inner().leader == 0 {
         return Err("RAFT NO LEADER".to_string());
     }
@@ -125,10 +137,22 @@ async fn check_health(c: &Clients, d: Duration, q: &HashMap<String, Vec<String>>
 async fn health(c: Clients, d: Duration, raw: Option<String>) -> Response<Body> {
     let q = query(&raw);
     let (status, h) = match check_health(&c, d, &q).await {
-        Ok(()) => (StatusCode::OK, Health { health: "true", reason: String::new() }),
+        Ok(()) => (
+            StatusCode::OK,
+            Health {
+                health: "true",
+                reason: String::new(),
+            },
+        ),
         Err(reason) => {
             tracing::warn!(%reason, "/health error");
-            (StatusCode::SERVICE_UNAVAILABLE, Health { health: "false", reason })
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Health {
+                    health: "false",
+                    reason,
+                },
+            )
         }
     };
     json_bytes(status, serde_json::to_vec(&h).unwrap_or_default())
@@ -149,7 +173,10 @@ async fn run_check(c: &Clients, d: Duration, name: &str) -> Result<(), String> {
         "linearizable_read" => read(c, d, false).await,
         "data_corruption" => {
             let active = alarms(c, d).await?;
-            match active.iter().find(|a| a.alarm == pb::AlarmType::Corrupt as i32) {
+            match active
+                .iter()
+                .find(|a| a.alarm == pb::AlarmType::Corrupt as i32)
+            {
                 Some(_) => Err("alarm activated: CORRUPT".to_string()),
                 None => Ok(()),
             }
@@ -162,15 +189,27 @@ fn text(status: StatusCode, body: String) -> Response<Body> {
     let mut r = Response::new(Body::from(body));
     *r.status_mut() = status;
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     r
 }
 
 /// `/livez` or `/readyz` (`only`: one check's subpath). Output as etcd 3.6 (Kubernetes'
 /// healthz): `[+]name ok` / `[-]name failed: reason` lines, shown with `?verbose` or on
 /// failure, then `ok` or `<kind> check failed`.
-async fn probe(c: Clients, d: Duration, kind: &'static str, only: Option<String>, raw: Option<String>) -> Response<Body> {
+async fn probe(
+    c: Clients,
+    d: Duration,
+    kind: &'static str,
+    only: Option<String>,
+    raw: Option<String>,
+) -> Response<Body> {
     let q = query(&raw);
     let names: Vec<&str> = match &only {
         Some(n) => match checks(kind).iter().find(|c| **c == n.as_str()) {
@@ -197,10 +236,20 @@ async fn probe(c: Clients, d: Duration, kind: &'static str, only: Option<String>
     }
     if failed {
         tracing::warn!(checks = %out.replace('\n', " "), "/{kind} failed");
-        return text(StatusCode::SERVICE_UNAVAILABLE, format!("{out}{kind} check failed\n"));
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{out}{kind} check failed\n"),
+        );
     }
     let verbose = q.contains_key("verbose");
-    text(StatusCode::OK, if verbose { format!("{out}ok\n") } else { "ok\n".to_string() })
+    text(
+        StatusCode::OK,
+        if verbose {
+            format!("{out}ok\n")
+        } else {
+            "ok\n".to_string()
+        },
+    )
 }
 
 pub(crate) fn routes(clients: Clients, cfg: &HttpConfig) -> Router {

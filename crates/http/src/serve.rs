@@ -100,7 +100,9 @@ impl<C: Clone + Send + Sync + 'static> Service<http::Request<Incoming>> for Disp
                         None => fut.await?,
                         Some(d) => match tokio::time::timeout(d, fut).await {
                             Ok(r) => r?,
-                            Err(_) => tonic::Status::deadline_exceeded("Timeout expired").into_http(),
+                            Err(_) => {
+                                tonic::Status::deadline_exceeded("Timeout expired").into_http()
+                            }
                         },
                     };
                     Ok(resp.map(Either::Left))

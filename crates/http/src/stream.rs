@@ -20,9 +20,9 @@ use axum::routing::post;
 use axum::Router;
 use futures::future::BoxFuture;
 use futures::stream::{self, StreamExt};
-use tokio_stream::wrappers::ReceiverStream;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
 
 use oxcd_api::etcdserverpb as pb;
@@ -82,11 +82,11 @@ where
 {
     let bytes = match read_body(body, limit).await {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let msgs = match decode_all::<Req>(&bytes) {
         Ok(m) => m,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     // The request stream ends when `tx` is dropped: at once for a stream that closes with the
     // body, with the HTTP answer (which holds it) otherwise.
@@ -100,7 +100,7 @@ where
     let reqs = ReceiverStream::new(rx);
     let req = match grpc_request(&headers, reqs) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match call(req).await {
         Ok(resp) => stream_response(resp.into_inner(), guard),
@@ -123,11 +123,11 @@ where
 {
     let bytes = match read_body(body, limit).await {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let req = match decode::<Req>(&bytes).and_then(|m| grpc_request(&headers, m)) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match call(req).await {
         Ok(resp) => stream_response(resp.into_inner(), ()),
@@ -143,9 +143,15 @@ pub(crate) fn routes(mut r: Router, clients: Clients, limit: usize) -> Router {
         post(move |headers: HeaderMap, body: Body| {
             let mut c = c.clone();
             async move {
-                bidi::<pb::WatchRequest, _, _, _>(headers, body, limit, true, move |req| -> BoxFuture<'static, _> {
-                    Box::pin(async move { c.watch(req).await })
-                })
+                bidi::<pb::WatchRequest, _, _, _>(
+                    headers,
+                    body,
+                    limit,
+                    true,
+                    move |req| -> BoxFuture<'static, _> {
+                        Box::pin(async move { c.watch(req).await })
+                    },
+                )
                 .await
             }
         }),

@@ -8,7 +8,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::Stream;
-use oxcd_api::etcdserverpb::{self as pb, kv_server::Kv, lease_server::Lease, maintenance_server::Maintenance, watch_server::Watch};
+use oxcd_api::etcdserverpb::{
+    self as pb, kv_server::Kv, lease_server::Lease, maintenance_server::Maintenance,
+    watch_server::Watch,
+};
 use oxcd_api::mvccpb::{self, KeyValue};
 use tokio::sync::broadcast;
 use tonic::{Request, Response, Status, Streaming};
@@ -32,6 +35,12 @@ pub struct Fake {
     pub state: Arc<Mutex<State>>,
     events: broadcast::Sender<(i64, mvccpb::Event)>,
     next_lease: Arc<AtomicU64>,
+}
+
+impl Default for Fake {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Fake {
@@ -59,7 +68,11 @@ impl Fake {
     }
 
     fn see_token<T>(&self, r: &Request<T>) {
-        let t = r.metadata().get("token").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let t = r
+            .metadata()
+            .get("token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         self.state.lock().unwrap().last_token = t;
     }
 
@@ -67,11 +80,31 @@ impl Fake {
         st.rev += 1;
         let rev = st.rev;
         let kv = match st.kvs.get(&key) {
-            Some(old) => KeyValue { mod_revision: rev, version: old.version + 1, value, lease, ..old.clone() },
-            None => KeyValue { key: key.clone(), create_revision: rev, mod_revision: rev, version: 1, value, lease },
+            Some(old) => KeyValue {
+                mod_revision: rev,
+                version: old.version + 1,
+                value,
+                lease,
+                ..old.clone()
+            },
+            None => KeyValue {
+                key: key.clone(),
+                create_revision: rev,
+                mod_revision: rev,
+                version: 1,
+                value,
+                lease,
+            },
         };
         st.kvs.insert(key, kv.clone());
-        let _ = self.events.send((rev, mvccpb::Event { r#type: 0, kv: Some(kv), prev_kv: None }));
+        let _ = self.events.send((
+            rev,
+            mvccpb::Event {
+                r#type: 0,
+                kv: Some(kv),
+                prev_kv: None,
+            },
+        ));
         rev
     }
 
@@ -90,12 +123,17 @@ impl Fake {
 
 #[tonic::async_trait]
 impl Kv for Fake {
-    async fn range(&self, r: Request<pb::RangeRequest>) -> Result<Response<pb::RangeResponse>, Status> {
+    async fn range(
+        &self,
+        r: Request<pb::RangeRequest>,
+    ) -> Result<Response<pb::RangeResponse>, Status> {
         self.see_token(&r);
         let r = r.into_inner();
         let st = self.state.lock().unwrap();
         if r.revision > st.rev {
-            return Err(Status::out_of_range("etcdserver: mvcc: required revision is a future revision"));
+            return Err(Status::out_of_range(
+                "etcdserver: mvcc: required revision is a future revision",
+            ));
         }
         let kvs = Self::range_locked(&st, &r.key, &r.range_end);
         let count = kvs.len() as i64;
@@ -115,10 +153,16 @@ impl Kv for Fake {
             return Err(Status::not_found("etcdserver: requested lease not found"));
         }
         let rev = self.put_locked(&mut st, r.key, r.value, r.lease);
-        Ok(Response::new(pb::PutResponse { header: self.header(rev), prev_kv: None }))
+        Ok(Response::new(pb::PutResponse {
+            header: self.header(rev),
+            prev_kv: None,
+        }))
     }
 
-    async fn delete_range(&self, r: Request<pb::DeleteRangeRequest>) -> Result<Response<pb::DeleteRangeResponse>, Status> {
+    async fn delete_range(
+        &self,
+        r: Request<pb::DeleteRangeRequest>,
+    ) -> Result<Response<pb::DeleteRangeResponse>, Status> {
         let r = r.into_inner();
         let mut st = self.state.lock().unwrap();
         let gone = Self::range_locked(&st, &r.key, &r.range_end);
@@ -127,10 +171,25 @@ impl Kv for Fake {
         }
         for kv in &gone {
             st.kvs.remove(&kv.key);
-            let tomb = KeyValue { key: kv.key.clone(), mod_revision: st.rev, ..Default::default() };
-            let _ = self.events.send((st.rev, mvccpb::Event { r#type: 1, kv: Some(tomb), prev_kv: None }));
+            let tomb = KeyValue {
+                key: kv.key.clone(),
+                mod_revision: st.rev,
+                ..Default::default()
+            };
+            let _ = self.events.send((
+                st.rev,
+                mvccpb::Event {
+                    r#type: 1,
+                    kv: Some(tomb),
+                    prev_kv: None,
+                },
+            ));
         }
-        Ok(Response::new(pb::DeleteRangeResponse { header: self.header(st.rev), deleted: gone.len() as i64, prev_kvs: vec![] }))
+        Ok(Response::new(pb::DeleteRangeResponse {
+            header: self.header(st.rev),
+            deleted: gone.len() as i64,
+            prev_kvs: vec![],
+        }))
     }
 
     async fn txn(&self, r: Request<pb::TxnRequest>) -> Result<Response<pb::TxnResponse>, Status> {
@@ -140,9 +199,15 @@ impl Kv for Fake {
         let ok = r.compare.iter().all(|c| {
             let kv = st.kvs.get(&c.key);
             let (have, want) = match (CompareTarget::try_from(c.target), &c.target_union) {
-                (Ok(CompareTarget::Create), Some(TargetUnion::CreateRevision(w))) => (kv.map_or(0, |k| k.create_revision), *w),
-                (Ok(CompareTarget::Version), Some(TargetUnion::Version(w))) => (kv.map_or(0, |k| k.version), *w),
-                (Ok(CompareTarget::Mod), Some(TargetUnion::ModRevision(w))) => (kv.map_or(0, |k| k.mod_revision), *w),
+                (Ok(CompareTarget::Create), Some(TargetUnion::CreateRevision(w))) => {
+                    (kv.map_or(0, |k| k.create_revision), *w)
+                }
+                (Ok(CompareTarget::Version), Some(TargetUnion::Version(w))) => {
+                    (kv.map_or(0, |k| k.version), *w)
+                }
+                (Ok(CompareTarget::Mod), Some(TargetUnion::ModRevision(w))) => {
+                    (kv.map_or(0, |k| k.mod_revision), *w)
+                }
                 _ => return false,
             };
             match CompareResult::try_from(c.result) {
@@ -160,25 +225,52 @@ impl Kv for Fake {
             let res = match &op.request {
                 Some(Op::RequestPut(p)) => {
                     let rev = self.put_locked(&mut st, p.key.clone(), p.value.clone(), p.lease);
-                    Res::ResponsePut(pb::PutResponse { header: Some(pb::ResponseHeader { revision: rev, ..Default::default() }), prev_kv: None })
+                    Res::ResponsePut(pb::PutResponse {
+                        header: Some(pb::ResponseHeader {
+                            revision: rev,
+                            ..Default::default()
+                        }),
+                        prev_kv: None,
+                    })
                 }
                 Some(Op::RequestRange(q)) => {
                     let kvs = Self::range_locked(&st, &q.key, &q.range_end);
-                    Res::ResponseRange(pb::RangeResponse { header: Some(pb::ResponseHeader { revision: st.rev, ..Default::default() }), count: kvs.len() as i64, kvs, more: false })
+                    Res::ResponseRange(pb::RangeResponse {
+                        header: Some(pb::ResponseHeader {
+                            revision: st.rev,
+                            ..Default::default()
+                        }),
+                        count: kvs.len() as i64,
+                        kvs,
+                        more: false,
+                    })
                 }
                 _ => return Err(Status::unimplemented("fake: op")),
             };
-            responses.push(pb::ResponseOp { response: Some(res) });
+            responses.push(pb::ResponseOp {
+                response: Some(res),
+            });
         }
-        Ok(Response::new(pb::TxnResponse { header: self.header(st.rev), succeeded: ok, responses }))
+        Ok(Response::new(pb::TxnResponse {
+            header: self.header(st.rev),
+            succeeded: ok,
+            responses,
+        }))
     }
 
-    async fn compact(&self, r: Request<pb::CompactionRequest>) -> Result<Response<pb::CompactionResponse>, Status> {
+    async fn compact(
+        &self,
+        r: Request<pb::CompactionRequest>,
+    ) -> Result<Response<pb::CompactionResponse>, Status> {
         let st = self.state.lock().unwrap();
         if r.get_ref().revision > st.rev {
-            return Err(Status::out_of_range("etcdserver: mvcc: required revision is a future revision"));
+            return Err(Status::out_of_range(
+                "etcdserver: mvcc: required revision is a future revision",
+            ));
         }
-        Ok(Response::new(pb::CompactionResponse { header: self.header(st.rev) }))
+        Ok(Response::new(pb::CompactionResponse {
+            header: self.header(st.rev),
+        }))
     }
 }
 
@@ -186,25 +278,45 @@ type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Lease for Fake {
-    async fn lease_grant(&self, r: Request<pb::LeaseGrantRequest>) -> Result<Response<pb::LeaseGrantResponse>, Status> {
+    async fn lease_grant(
+        &self,
+        r: Request<pb::LeaseGrantRequest>,
+    ) -> Result<Response<pb::LeaseGrantResponse>, Status> {
         let r = r.into_inner();
-        let id = if r.id != 0 { r.id } else { self.next_lease.fetch_add(6, Ordering::Relaxed) as i64 };
+        let id = if r.id != 0 {
+            r.id
+        } else {
+            self.next_lease.fetch_add(6, Ordering::Relaxed) as i64
+        };
         let mut st = self.state.lock().unwrap();
         st.leases.insert(id, r.ttl);
-        Ok(Response::new(pb::LeaseGrantResponse { header: self.header(st.rev), id, ttl: r.ttl, error: String::new() }))
+        Ok(Response::new(pb::LeaseGrantResponse {
+            header: self.header(st.rev),
+            id,
+            ttl: r.ttl,
+            error: String::new(),
+        }))
     }
 
-    async fn lease_revoke(&self, r: Request<pb::LeaseRevokeRequest>) -> Result<Response<pb::LeaseRevokeResponse>, Status> {
+    async fn lease_revoke(
+        &self,
+        r: Request<pb::LeaseRevokeRequest>,
+    ) -> Result<Response<pb::LeaseRevokeResponse>, Status> {
         let mut st = self.state.lock().unwrap();
         if st.leases.remove(&r.get_ref().id).is_none() {
             return Err(Status::not_found("etcdserver: requested lease not found"));
         }
-        Ok(Response::new(pb::LeaseRevokeResponse { header: self.header(st.rev) }))
+        Ok(Response::new(pb::LeaseRevokeResponse {
+            header: self.header(st.rev),
+        }))
     }
 
     type LeaseKeepAliveStream = BoxStream<pb::LeaseKeepAliveResponse>;
 
-    async fn lease_keep_alive(&self, r: Request<Streaming<pb::LeaseKeepAliveRequest>>) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
+    async fn lease_keep_alive(
+        &self,
+        r: Request<Streaming<pb::LeaseKeepAliveRequest>>,
+    ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
         let mut reqs = r.into_inner();
         let me = self.clone();
         let s = async_stream(move |tx| async move {
@@ -213,7 +325,11 @@ impl Lease for Fake {
                     let st = me.state.lock().unwrap();
                     (st.rev, st.leases.get(&req.id).copied().unwrap_or(0))
                 };
-                let resp = pb::LeaseKeepAliveResponse { header: me.header(rev), id: req.id, ttl };
+                let resp = pb::LeaseKeepAliveResponse {
+                    header: me.header(rev),
+                    id: req.id,
+                    ttl,
+                };
                 if tx.send(Ok(resp)).await.is_err() {
                     return;
                 }
@@ -222,7 +338,10 @@ impl Lease for Fake {
         Ok(Response::new(s))
     }
 
-    async fn lease_time_to_live(&self, r: Request<pb::LeaseTimeToLiveRequest>) -> Result<Response<pb::LeaseTimeToLiveResponse>, Status> {
+    async fn lease_time_to_live(
+        &self,
+        r: Request<pb::LeaseTimeToLiveRequest>,
+    ) -> Result<Response<pb::LeaseTimeToLiveResponse>, Status> {
         let st = self.state.lock().unwrap();
         let id = r.get_ref().id;
         let ttl = st.leases.get(&id).copied();
@@ -235,11 +354,18 @@ impl Lease for Fake {
         }))
     }
 
-    async fn lease_leases(&self, _: Request<pb::LeaseLeasesRequest>) -> Result<Response<pb::LeaseLeasesResponse>, Status> {
+    async fn lease_leases(
+        &self,
+        _: Request<pb::LeaseLeasesRequest>,
+    ) -> Result<Response<pb::LeaseLeasesResponse>, Status> {
         let st = self.state.lock().unwrap();
         Ok(Response::new(pb::LeaseLeasesResponse {
             header: self.header(st.rev),
-            leases: st.leases.keys().map(|id| pb::LeaseStatus { id: *id }).collect(),
+            leases: st
+                .leases
+                .keys()
+                .map(|id| pb::LeaseStatus { id: *id })
+                .collect(),
         }))
     }
 }
@@ -250,7 +376,10 @@ impl Watch for Fake {
 
     /// One watcher per stream (id 0), from the current revision on; the stream ends only
     /// when the client goes away.
-    async fn watch(&self, r: Request<Streaming<pb::WatchRequest>>) -> Result<Response<Self::WatchStream>, Status> {
+    async fn watch(
+        &self,
+        r: Request<Streaming<pb::WatchRequest>>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
         let mut reqs = r.into_inner();
         let me = self.clone();
         let s = async_stream(move |tx| async move {
@@ -289,11 +418,20 @@ impl Watch for Fake {
 
 #[tonic::async_trait]
 impl Maintenance for Fake {
-    async fn alarm(&self, _: Request<pb::AlarmRequest>) -> Result<Response<pb::AlarmResponse>, Status> {
+    async fn alarm(
+        &self,
+        _: Request<pb::AlarmRequest>,
+    ) -> Result<Response<pb::AlarmResponse>, Status> {
         let st = self.state.lock().unwrap();
-        Ok(Response::new(pb::AlarmResponse { header: self.header(st.rev), alarms: st.alarms.clone() }))
+        Ok(Response::new(pb::AlarmResponse {
+            header: self.header(st.rev),
+            alarms: st.alarms.clone(),
+        }))
     }
-    async fn status(&self, _: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
+    async fn status(
+        &self,
+        _: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
         let st = self.state.lock().unwrap();
         Ok(Response::new(pb::StatusResponse {
             header: self.header(st.rev),
@@ -307,24 +445,45 @@ impl Maintenance for Fake {
             ..Default::default()
         }))
     }
-    async fn defragment(&self, _: Request<pb::DefragmentRequest>) -> Result<Response<pb::DefragmentResponse>, Status> {
+    async fn defragment(
+        &self,
+        _: Request<pb::DefragmentRequest>,
+    ) -> Result<Response<pb::DefragmentResponse>, Status> {
         Err(Status::unimplemented("fake: defragment"))
     }
-    async fn hash(&self, _: Request<pb::HashRequest>) -> Result<Response<pb::HashResponse>, Status> {
+    async fn hash(
+        &self,
+        _: Request<pb::HashRequest>,
+    ) -> Result<Response<pb::HashResponse>, Status> {
         let st = self.state.lock().unwrap();
-        Ok(Response::new(pb::HashResponse { header: self.header(st.rev), hash: 1629872488 }))
+        Ok(Response::new(pb::HashResponse {
+            header: self.header(st.rev),
+            hash: 1629872488,
+        }))
     }
-    async fn hash_kv(&self, _: Request<pb::HashKvRequest>) -> Result<Response<pb::HashKvResponse>, Status> {
+    async fn hash_kv(
+        &self,
+        _: Request<pb::HashKvRequest>,
+    ) -> Result<Response<pb::HashKvResponse>, Status> {
         Err(Status::unimplemented("fake: hashkv"))
     }
     type SnapshotStream = BoxStream<pb::SnapshotResponse>;
-    async fn snapshot(&self, _: Request<pb::SnapshotRequest>) -> Result<Response<Self::SnapshotStream>, Status> {
+    async fn snapshot(
+        &self,
+        _: Request<pb::SnapshotRequest>,
+    ) -> Result<Response<Self::SnapshotStream>, Status> {
         Err(Status::unimplemented("fake: snapshot"))
     }
-    async fn move_leader(&self, _: Request<pb::MoveLeaderRequest>) -> Result<Response<pb::MoveLeaderResponse>, Status> {
+    async fn move_leader(
+        &self,
+        _: Request<pb::MoveLeaderRequest>,
+    ) -> Result<Response<pb::MoveLeaderResponse>, Status> {
         Err(Status::unimplemented("fake: move leader"))
     }
-    async fn downgrade(&self, _: Request<pb::DowngradeRequest>) -> Result<Response<pb::DowngradeResponse>, Status> {
+    async fn downgrade(
+        &self,
+        _: Request<pb::DowngradeRequest>,
+    ) -> Result<Response<pb::DowngradeResponse>, Status> {
         Err(Status::unimplemented("fake: downgrade"))
     }
 }

@@ -24,7 +24,11 @@ impl Drop for Etcd {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 async fn start_etcd() -> Etcd {
@@ -33,19 +37,40 @@ async fn start_etcd() -> Etcd {
     let client = format!("http://127.0.0.1:{c}");
     let peer = format!("http://127.0.0.1:{p}");
     let child = Command::new(ETCD)
-        .args(["--data-dir", dir.path().to_str().unwrap(), "--name", "default"])
-        .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
-        .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
+        .args([
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--name",
+            "default",
+        ])
+        .args([
+            "--listen-client-urls",
+            &client,
+            "--advertise-client-urls",
+            &client,
+        ])
+        .args([
+            "--listen-peer-urls",
+            &peer,
+            "--initial-advertise-peer-urls",
+            &peer,
+        ])
         .args(["--initial-cluster", &format!("default={peer}")])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("start etcd");
-    let e = Etcd { child, url: client, _dir: dir };
+    let e = Etcd {
+        child,
+        url: client,
+        _dir: dir,
+    };
     let t = Instant::now();
     while t.elapsed() < Duration::from_secs(20) {
         if let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(1), async {
-            crate::client().get(format!("{}/health", e.url).parse().unwrap()).await
+            crate::client()
+                .get(format!("{}/health", e.url).parse().unwrap())
+                .await
         })
         .await
         {
@@ -72,7 +97,10 @@ async fn gateway_answers_have_etcds_shapes() {
         ("/v3/kv/range", json!({"key": foo}).to_string()),
         ("/v3beta/kv/range", json!({"key": foo}).to_string()),
         ("/v3/kv/range", json!({"key": b64("none")}).to_string()),
-        ("/v3/kv/range", json!({"key": foo, "count_only": true}).to_string()),
+        (
+            "/v3/kv/range",
+            json!({"key": foo, "count_only": true}).to_string(),
+        ),
         (
             "/v3/kv/txn",
             json!({
@@ -91,8 +119,18 @@ async fn gateway_answers_have_etcds_shapes() {
     for (path, body) in steps {
         let want = post(&format!("{}{path}", etcd.url), &body).await;
         let got = post(&s.url(path), &body).await;
-        assert_eq!(got.status, want.status, "{path} {body}: {} vs etcd's {}", got.body, want.body);
-        assert_eq!(shape(&got.json()), shape(&want.json()), "{path} {body}: {} vs etcd's {}", got.body, want.body);
+        assert_eq!(
+            got.status, want.status,
+            "{path} {body}: {} vs etcd's {}",
+            got.body, want.body
+        );
+        assert_eq!(
+            shape(&got.json()),
+            shape(&want.json()),
+            "{path} {body}: {} vs etcd's {}",
+            got.body,
+            want.body
+        );
         if want.json().get("code").is_some() {
             assert_eq!(got.json()["code"], want.json()["code"], "{path}");
         }

@@ -59,7 +59,12 @@ impl Server {
             .await
             .unwrap();
         });
-        Server { addr, fake, stop: Some(stop), task: Some(task) }
+        Server {
+            addr,
+            fake,
+            stop: Some(stop),
+            task: Some(task),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -70,7 +75,10 @@ impl Server {
     pub async fn stop(mut self) {
         let _ = self.stop.take().unwrap().send(());
         let task = self.task.take().unwrap();
-        tokio::time::timeout(Duration::from_secs(10), task).await.expect("serve returned").unwrap();
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("serve returned")
+            .unwrap();
     }
 }
 
@@ -96,7 +104,8 @@ pub struct Answer {
 
 impl Answer {
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
     }
 }
 
@@ -117,7 +126,11 @@ pub async fn request(method: &str, url: &str, headers: &[(&str, &str)], body: &s
         .expect("body in time")
         .expect("body")
         .to_bytes();
-    Answer { status, headers, body: String::from_utf8_lossy(&body).into_owned() }
+    Answer {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
 }
 
 pub async fn post(url: &str, body: &str) -> Answer {
@@ -138,7 +151,9 @@ pub fn shape(v: &Value) -> Value {
 
 pub fn fixture(name: &str) -> Value {
     let all: Value = serde_json::from_str(include_str!("etcd-3.4.23.json")).unwrap();
-    all.get(name).unwrap_or_else(|| panic!("no fixture {name}")).clone()
+    all.get(name)
+        .unwrap_or_else(|| panic!("no fixture {name}"))
+        .clone()
 }
 
 pub fn b64(s: &str) -> String {

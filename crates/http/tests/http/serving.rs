@@ -11,26 +11,65 @@ use crate::{b64, post, Server};
 #[tokio::test]
 async fn grpc_and_http_share_the_port() {
     let s = Server::start().await;
-    let ch = tonic::transport::Endpoint::from_shared(s.url("")).unwrap().connect().await.unwrap();
-    let mut kv = pb::kv_client::KvClient::new(ch);
-    kv.put(pb::PutRequest { key: b"foo".to_vec(), value: b"from-grpc".to_vec(), ..Default::default() })
+    let ch = tonic::transport::Endpoint::from_shared(s.url(""))
+        .unwrap()
+        .connect()
         .await
         .unwrap();
+    let mut kv = pb::kv_client::KvClient::new(ch);
+    kv.put(pb::PutRequest {
+        key: b"foo".to_vec(),
+        value: b"from-grpc".to_vec(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     // The same listener answers HTTP/1.1 JSON...
-    let r = post(&s.url("/v3/kv/range"), &format!(r#"{{"key":"{}"}}"#, b64("foo"))).await;
+    let r = post(
+        &s.url("/v3/kv/range"),
+        &format!(r#"{{"key":"{}"}}"#, b64("foo")),
+    )
+    .await;
     assert_eq!(r.json()["kvs"][0]["value"], b64("from-grpc"));
     // ...and what the gateway wrote is what gRPC reads.
-    post(&s.url("/v3/kv/put"), &format!(r#"{{"key":"{}","value":"{}"}}"#, b64("foo"), b64("from-http"))).await;
-    let got = kv.range(pb::RangeRequest { key: b"foo".to_vec(), ..Default::default() }).await.unwrap();
+    post(
+        &s.url("/v3/kv/put"),
+        &format!(
+            r#"{{"key":"{}","value":"{}"}}"#,
+            b64("foo"),
+            b64("from-http")
+        ),
+    )
+    .await;
+    let got = kv
+        .range(pb::RangeRequest {
+            key: b"foo".to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(got.get_ref().kvs[0].value, b"from-http");
     // A gRPC error keeps its code end to end.
-    let e = kv.compact(pb::CompactionRequest { revision: 1000, ..Default::default() }).await.unwrap_err();
+    let e = kv
+        .compact(pb::CompactionRequest {
+            revision: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), tonic::Code::OutOfRange);
     // HTTP/2 without gRPC's content type goes to the HTTP router (h2c JSON works too).
     let h2 = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .http2_only(true)
         .build_http::<http_body_util::Full<bytes::Bytes>>();
-    let resp = h2.request(http::Request::get(s.url("/version")).body(Default::default()).unwrap()).await.unwrap();
+    let resp = h2
+        .request(
+            http::Request::get(s.url("/version"))
+                .body(Default::default())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.version(), http::Version::HTTP_2);
 }
@@ -40,7 +79,10 @@ async fn read_all(mut c: TcpStream, limit: Duration) -> (String, Duration) {
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
-        match tokio::time::timeout(limit, c.read(&mut buf)).await.expect("server answered or closed in time") {
+        match tokio::time::timeout(limit, c.read(&mut buf))
+            .await
+            .expect("server answered or closed in time")
+        {
             Ok(0) | Err(_) => break,
             Ok(n) => out.extend_from_slice(&buf[..n]),
         }
@@ -57,12 +99,19 @@ async fn a_huge_body_is_refused_with_413() {
     c.write_all(head.as_bytes()).await.unwrap();
     c.write_all(&vec![b' '; 64 * 1024]).await.unwrap();
     let mut buf = vec![0u8; 4096];
-    let n = tokio::time::timeout(Duration::from_secs(5), c.read(&mut buf)).await.unwrap().unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(5), c.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
     let answer = String::from_utf8_lossy(&buf[..n]);
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("request body too large"), "{answer}");
     // A streamed (chunked) body above the limit is cut off too.
-    let big = format!(r#"{{"key":"{}","value":"{}"}}"#, b64("k"), "A".repeat(2 * 1024 * 1024));
+    let big = format!(
+        r#"{{"key":"{}","value":"{}"}}"#,
+        b64("k"),
+        "A".repeat(2 * 1024 * 1024)
+    );
     let r = post(&s.url("/v3/kv/put"), &big).await;
     assert_eq!(r.status, 413);
     assert_eq!(r.json()["code"], 8);
@@ -73,20 +122,28 @@ async fn a_huge_body_is_refused_with_413() {
 #[tokio::test]
 async fn slow_and_silent_clients_are_cut_off() {
     let s = Server::start().await; // header_read_timeout: 500 ms
-    // Sends nothing at all.
+                                   // Sends nothing at all.
     let c = TcpStream::connect(s.addr).await.unwrap();
     let (_, took) = read_all(c, Duration::from_secs(5)).await;
     assert!(took < Duration::from_secs(3), "closed after {took:?}");
     // Trickles a request line and never finishes the headers.
     let mut c = TcpStream::connect(s.addr).await.unwrap();
-    c.write_all(b"POST /v3/kv/range HTTP/1.1\r\nhost: x\r\n").await.unwrap();
+    c.write_all(b"POST /v3/kv/range HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
     let (answer, took) = read_all(c, Duration::from_secs(5)).await;
-    assert!(took < Duration::from_secs(3), "closed after {took:?}: {answer}");
+    assert!(
+        took < Duration::from_secs(3),
+        "closed after {took:?}: {answer}"
+    );
     // Garbage instead of HTTP: an error answer or a close, never a hang.
     let mut c = TcpStream::connect(s.addr).await.unwrap();
     c.write_all(b"\x00\x01\x02 not http\r\n\r\n").await.unwrap();
     let (answer, _) = read_all(c, Duration::from_secs(5)).await;
-    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 400"),
+        "{answer}"
+    );
     assert_eq!(post(&s.url("/v3/kv/range"), "{}").await.status, 200);
 }
 
@@ -98,7 +155,9 @@ async fn shutdown_closes_open_streams_after_the_grace_period() {
     })
     .await;
     let req = http::Request::post(s.url("/v3/watch"))
-        .body(http_body_util::Full::new(bytes::Bytes::from(r#"{"create_request":{"key":"Zm9v"}}"#)))
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            r#"{"create_request":{"key":"Zm9v"}}"#,
+        )))
         .unwrap();
     let resp = crate::client().request(req).await.unwrap();
     assert_eq!(resp.status(), 200);
