@@ -249,3 +249,25 @@ where
     while conns.join_next().await.is_some() {}
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeout_units() {
+        let t = |v: &str| {
+            let mut h = http::HeaderMap::new();
+            h.insert("grpc-timeout", v.parse().unwrap());
+            grpc_timeout(&h)
+        };
+        assert_eq!(t("5S"), Some(Duration::from_secs(5)));
+        assert_eq!(t("100m"), Some(Duration::from_millis(100)));
+        assert_eq!(t("2H"), Some(Duration::from_secs(7200)));
+        assert_eq!(t("7n"), Some(Duration::from_nanos(7)));
+        assert_eq!(t("123456789S"), None, "at most 8 digits");
+        assert_eq!(t("S"), None);
+        assert_eq!(t("5x"), None);
+        assert_eq!(grpc_timeout(&http::HeaderMap::new()), None);
+    }
+}

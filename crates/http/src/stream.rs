@@ -29,7 +29,7 @@ use oxcd_api::etcdserverpb as pb;
 use oxcd_api::v3electionpb as elpb;
 
 use crate::clients::Clients;
-use crate::error::{json_bytes, status_response, stream_error_chunk};
+use crate::error::{error_response, json_bytes, status_response, stream_error_chunk, Reject};
 use crate::gateway::{add, decode, decode_all, grpc_request, read_body};
 
 /// `{"result":msg}\n`.
@@ -84,8 +84,13 @@ where
         Ok(b) => b,
         Err(r) => return r.into_response(),
     };
+    // etcd 3.4's gateway answers an undecodable client-stream body 500 with code Unknown (the
+    // decoder's error is no gRPC status), unlike the 400 of unary routes.
     let msgs = match decode_all::<Req>(&bytes) {
         Ok(m) => m,
+        Err(Reject::BadRequest(m)) => {
+            return error_response(StatusCode::INTERNAL_SERVER_ERROR, tonic::Code::Unknown, &m)
+        }
         Err(r) => return r.into_response(),
     };
     // The request stream ends when `tx` is dropped: at once for a stream that closes with the

@@ -28,6 +28,8 @@ pub struct State {
     pub leader: u64,
     /// The last `token` metadata seen.
     pub last_token: Option<String>,
+    /// The peer address of the last Range (from the connection's info).
+    pub last_remote: Option<std::net::SocketAddr>,
 }
 
 #[derive(Clone)]
@@ -128,6 +130,7 @@ impl Kv for Fake {
         r: Request<pb::RangeRequest>,
     ) -> Result<Response<pb::RangeResponse>, Status> {
         self.see_token(&r);
+        self.state.lock().unwrap().last_remote = r.remote_addr();
         let r = r.into_inner();
         let st = self.state.lock().unwrap();
         if r.revision > st.rev {
@@ -321,6 +324,14 @@ impl Lease for Fake {
         let me = self.clone();
         let s = async_stream(move |tx| async move {
             while let Ok(Some(req)) = reqs.message().await {
+                if req.id < 0 {
+                    let _ = tx
+                        .send(Err(Status::not_found(
+                            "etcdserver: requested lease not found",
+                        )))
+                        .await;
+                    return;
+                }
                 let (rev, ttl) = {
                     let st = me.state.lock().unwrap();
                     (st.rev, st.leases.get(&req.id).copied().unwrap_or(0))

@@ -49,6 +49,9 @@ async fn grpc_and_http_share_the_port() {
         .await
         .unwrap();
     assert_eq!(got.get_ref().kvs[0].value, b"from-http");
+    // gRPC requests carry the connection's info, as under tonic's server.
+    let remote = s.fake.state.lock().unwrap().last_remote;
+    assert!(remote.is_some_and(|a| a.ip().is_loopback()), "{remote:?}");
     // A gRPC error keeps its code end to end.
     let e = kv
         .compact(pb::CompactionRequest {
