@@ -4,8 +4,8 @@
 //!
 //! Invariants:
 //! - A route decodes its body (at most `max_request_bytes`, empty meaning the default
-//!   message), forwards `Authorization` as the gRPC metadata `token` (etcd's auth reads it),
-//!   calls the in-process gRPC client and answers the response message as JSON, or the gRPC
+//!   message), forwards `Authorization` as the gRPC metadata `token` (etcd's auth reads it)
+//!   and the connection's `TcpConnectInfo` as a request extension, calls the in-process gRPC client and answers the response message as JSON, or the gRPC
 //!   status as grpc-gateway's error JSON.
 //! - `/v3/maintenance/hash` is Hash, as in etcd 3.4 (whose HashKV shared that path and was
 //!   unreachable); HashKV is `/v3/maintenance/hashkv` as in etcd 3.5.
@@ -13,13 +13,18 @@
 use std::future::Future;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, Response, StatusCode};
+use std::convert::Infallible;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Response, StatusCode};
 use axum::routing::{post, MethodRouter};
 use axum::Router;
 use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tonic::metadata::MetadataValue;
+use tonic::transport::server::TcpConnectInfo;
 use tonic::{Code, Status};
 
 use oxcd_api::etcdserverpb as pb;
@@ -73,16 +78,37 @@ pub(crate) fn decode_all<T: DeserializeOwned>(b: &[u8]) -> Result<Vec<T>, Reject
         .map_err(|e| Reject::BadRequest(e.to_string()))
 }
 
-/// A gRPC request carrying `msg` and the caller's credentials.
-pub(crate) fn grpc_request<T>(headers: &HeaderMap, msg: T) -> Result<tonic::Request<T>, Reject> {
+/// What a gateway request passes on to gRPC from its HTTP request: the `Authorization`
+/// header, and the connection's address (so `Request::remote_addr` names the HTTP client).
+pub(crate) struct Caller {
+    authorization: Option<HeaderValue>,
+    conn: Option<TcpConnectInfo>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        Ok(Caller {
+            authorization: parts.headers.get(http::header::AUTHORIZATION).cloned(),
+            conn: parts.extensions.get::<TcpConnectInfo>().cloned(),
+        })
+    }
+}
+
+/// A gRPC request carrying `msg` and the caller's credentials (metadata `token`).
+pub(crate) fn grpc_request<T>(caller: &Caller, msg: T) -> Result<tonic::Request<T>, Reject> {
     let mut r = tonic::Request::new(msg);
-    if let Some(v) = headers.get(http::header::AUTHORIZATION) {
+    if let Some(v) = &caller.authorization {
         let v = v
             .to_str()
             .ok()
             .and_then(|s| MetadataValue::try_from(s).ok())
             .ok_or_else(|| Reject::BadRequest("invalid Authorization header".to_string()))?;
         r.metadata_mut().insert("token", v);
+    }
+    if let Some(c) = &caller.conn {
+        r.extensions_mut().insert(c.clone());
     }
     Ok(r)
 }
@@ -100,7 +126,7 @@ pub(crate) fn json_response<T: Serialize>(msg: &T) -> Response<Body> {
 
 /// One unary route: body → request → `call` → JSON.
 async fn unary<Req, Resp, F, Fut>(
-    headers: HeaderMap,
+    caller: Caller,
     body: Body,
     limit: usize,
     call: F,
@@ -115,7 +141,7 @@ where
         Ok(b) => b,
         Err(r) => return r.into_response(),
     };
-    let req = match decode::<Req>(&bytes).and_then(|m| grpc_request(&headers, m)) {
+    let req = match decode::<Req>(&bytes).and_then(|m| grpc_request(&caller, m)) {
         Ok(r) => r,
         Err(r) => return r.into_response(),
     };
@@ -130,10 +156,10 @@ macro_rules! unary_routes {
     ($router:ident, $clients:ident, $limit:ident; $($path:literal => $client:ident . $method:ident ($req:ty)),* $(,)?) => {
         $(
             let c = $clients.$client.clone();
-            $router = add($router, $path, post(move |headers: HeaderMap, body: Body| {
+            $router = add($router, $path, post(move |caller: Caller, body: Body| {
                 let mut c = c.clone();
                 async move {
-                    unary(headers, body, $limit, move |r: tonic::Request<$req>| async move {
+                    unary(caller, body, $limit, move |r: tonic::Request<$req>| async move {
                         c.$method(r).await
                     })
                     .await

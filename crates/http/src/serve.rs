@@ -213,6 +213,8 @@ where
                 Some(Err(e)) => {
                     let e: BoxError = e.into();
                     tracing::warn!(error = %e, "accepting a connection failed");
+                    // E.g. out of file descriptors: give connections time to close.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 Some(Ok(io)) => {
                     let svc = Dispatch { grpc: grpc.clone(), http: http.clone(), info: io.connect_info() };

@@ -15,7 +15,7 @@
 use std::future::Future;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, Response, StatusCode};
+use axum::http::{Response, StatusCode};
 use axum::routing::post;
 use axum::Router;
 use futures::future::BoxFuture;
@@ -30,7 +30,7 @@ use oxcd_api::v3electionpb as elpb;
 
 use crate::clients::Clients;
 use crate::error::{error_response, json_bytes, status_response, stream_error_chunk, Reject};
-use crate::gateway::{add, decode, decode_all, grpc_request, read_body};
+use crate::gateway::{add, decode, decode_all, grpc_request, read_body, Caller};
 
 /// `{"result":msg}\n`.
 fn result_chunk<T: Serialize>(msg: &T) -> Result<bytes::Bytes, Status> {
@@ -68,7 +68,7 @@ where
 
 /// A client-and-server stream: the body's messages go out as the request stream.
 async fn bidi<Req, Resp, F, Fut>(
-    headers: HeaderMap,
+    caller: Caller,
     body: Body,
     limit: usize,
     keep_open: bool,
@@ -103,7 +103,7 @@ where
     let guard = keep_open.then_some(tx);
     // A concrete (Sync) stream: tonic's client future holds a reference to it across awaits.
     let reqs = ReceiverStream::new(rx);
-    let req = match grpc_request(&headers, reqs) {
+    let req = match grpc_request(&caller, reqs) {
         Ok(r) => r,
         Err(r) => return r.into_response(),
     };
@@ -115,7 +115,7 @@ where
 
 /// A server stream: one request message, streamed answers.
 async fn server_stream<Req, Resp, F, Fut>(
-    headers: HeaderMap,
+    caller: Caller,
     body: Body,
     limit: usize,
     call: F,
@@ -130,7 +130,7 @@ where
         Ok(b) => b,
         Err(r) => return r.into_response(),
     };
-    let req = match decode::<Req>(&bytes).and_then(|m| grpc_request(&headers, m)) {
+    let req = match decode::<Req>(&bytes).and_then(|m| grpc_request(&caller, m)) {
         Ok(r) => r,
         Err(r) => return r.into_response(),
     };
@@ -145,11 +145,11 @@ pub(crate) fn routes(mut r: Router, clients: Clients, limit: usize) -> Router {
     r = add(
         r,
         "/watch",
-        post(move |headers: HeaderMap, body: Body| {
+        post(move |caller: Caller, body: Body| {
             let mut c = c.clone();
             async move {
                 bidi::<pb::WatchRequest, _, _, _>(
-                    headers,
+                    caller,
                     body,
                     limit,
                     true,
@@ -165,11 +165,11 @@ pub(crate) fn routes(mut r: Router, clients: Clients, limit: usize) -> Router {
     r = add(
         r,
         "/lease/keepalive",
-        post(move |headers: HeaderMap, body: Body| {
+        post(move |caller: Caller, body: Body| {
             let mut c = c.clone();
             async move {
                 bidi::<pb::LeaseKeepAliveRequest, _, _, _>(
-                    headers,
+                    caller,
                     body,
                     limit,
                     false,
@@ -185,10 +185,10 @@ pub(crate) fn routes(mut r: Router, clients: Clients, limit: usize) -> Router {
     r = add(
         r,
         "/election/observe",
-        post(move |headers: HeaderMap, body: Body| {
+        post(move |caller: Caller, body: Body| {
             let mut c = c.clone();
             async move {
-                server_stream(headers, body, limit, move |req: tonic::Request<elpb::LeaderRequest>| async move {
+                server_stream(caller, body, limit, move |req: tonic::Request<elpb::LeaderRequest>| async move {
                     c.observe(req).await
                 })
                 .await
@@ -199,10 +199,10 @@ pub(crate) fn routes(mut r: Router, clients: Clients, limit: usize) -> Router {
     add(
         r,
         "/maintenance/snapshot",
-        post(move |headers: HeaderMap, body: Body| {
+        post(move |caller: Caller, body: Body| {
             let mut c = c.clone();
             async move {
-                server_stream(headers, body, limit, move |req: tonic::Request<pb::SnapshotRequest>| async move {
+                server_stream(caller, body, limit, move |req: tonic::Request<pb::SnapshotRequest>| async move {
                     c.snapshot(req).await
                 })
                 .await
