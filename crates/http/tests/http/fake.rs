@@ -37,6 +37,17 @@ pub struct Fake {
     pub state: Arc<Mutex<State>>,
     events: broadcast::Sender<(i64, mvccpb::Event)>,
     next_lease: Arc<AtomicU64>,
+    /// Watch streams whose server task is still running.
+    pub open_watches: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Counts a running watch task; uncounts it however the task ends.
+struct OpenWatch(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for OpenWatch {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Default for Fake {
@@ -57,6 +68,7 @@ impl Fake {
             state: Arc::new(Mutex::new(state)),
             events,
             next_lease: Arc::new(AtomicU64::new(7587_8817_4001_0000)),
+            open_watches: Default::default(),
         }
     }
 
@@ -395,6 +407,8 @@ impl Watch for Fake {
         let me = self.clone();
         let s = async_stream(move |tx| async move {
             use pb::watch_request::RequestUnion;
+            me.open_watches.fetch_add(1, Ordering::SeqCst);
+            let _open = OpenWatch(me.open_watches.clone());
             let mut events = me.events.subscribe();
             let mut watching: Option<(Vec<u8>, Vec<u8>)> = None;
             loop {

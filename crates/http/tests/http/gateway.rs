@@ -301,7 +301,27 @@ async fn watch_streams_results_line_by_line() {
     // ...and a bad watch body is refused before any stream (etcd: 500, code Unknown).
     let e = post(&s.url("/v3/watch"), r#"{"create_request":{"key":"%%%"}}"#).await;
     assert_eq!((e.status, e.json()["code"].clone()), (500, json!(2)));
+    // The client going away ends the in-process watch.
+    assert_eq!(
+        s.fake
+            .open_watches
+            .load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
     drop(body);
+    let t = std::time::Instant::now();
+    while s
+        .fake
+        .open_watches
+        .load(std::sync::atomic::Ordering::SeqCst)
+        != 0
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "watch task outlived its client"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     s.stop().await;
 }
 

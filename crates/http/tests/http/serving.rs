@@ -171,3 +171,56 @@ async fn shutdown_closes_open_streams_after_the_grace_period() {
     assert!(TcpStream::connect(addr).await.is_err(), "listener closed");
     drop(resp);
 }
+
+#[tokio::test]
+async fn http_only_listener_serves_the_metrics_routes() {
+    let fake = crate::Fake::new();
+    let routes = crate::fake::routes(&fake);
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let incoming = tonic::transport::server::TcpIncoming::from(l);
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let router = oxcd_http::metrics_router(routes, oxcd_http::HttpConfig::default());
+    let task = tokio::spawn(oxcd_http::serve_http(
+        incoming,
+        router,
+        oxcd_http::ServeConfig::default(),
+        async {
+            let _ = rx.await;
+        },
+    ));
+    let get = |p: &str| {
+        let url = format!("http://{addr}{p}");
+        async move { crate::request("GET", &url, &[], "").await }
+    };
+    assert_eq!(get("/metrics").await.status, 200);
+    assert_eq!(get("/health").await.json()["health"], "true");
+    assert_eq!(
+        get("/version").await.json()["etcdserver"],
+        oxcd_api::ETCD_API_VERSION
+    );
+    assert_eq!(
+        post(&format!("http://{addr}/v3/kv/range"), "{}")
+            .await
+            .status,
+        404,
+        "no gateway"
+    );
+    // gRPC is not served here: the call fails instead of reaching the KV.
+    let ch = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let err = pb::kv_client::KvClient::new(ch)
+        .range(pb::RangeRequest::default())
+        .await
+        .unwrap_err();
+    assert_ne!(err.code(), tonic::Code::Ok);
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
