@@ -82,6 +82,22 @@ async fn run(cfg: config::Config) -> Result<()> {
             .map_err(|e| Error::Config(format!("listen on {}: {e}", config::format_url(u))))?;
         listeners.push((addr, l));
     }
+    let mut http_listeners = Vec::new();
+    for u in &cfg.listen_client_http_urls {
+        let addr = bind_addr(u)?;
+        let l = TcpListener::bind(addr)
+            .await
+            .map_err(|e| Error::Config(format!("listen on {}: {e}", config::format_url(u))))?;
+        http_listeners.push((addr, l));
+    }
+    let mut metrics_listeners = Vec::new();
+    for u in &cfg.listen_metrics_urls {
+        let addr = bind_addr(u)?;
+        let l = TcpListener::bind(addr)
+            .await
+            .map_err(|e| Error::Config(format!("listen on {}: {e}", config::format_url(u))))?;
+        metrics_listeners.push((addr, l));
+    }
     let mut peer_listeners = Vec::new();
     for u in &cfg.listen_peer_urls {
         let addr = bind_addr(u)?;
@@ -134,19 +150,53 @@ async fn run(cfg: config::Config) -> Result<()> {
     }
 
     let routes = oxcd_v3rpc::routes(node.server.clone());
+    let http_cfg = oxcd_http::HttpConfig {
+        server_version: oxcd_api::ETCD_API_VERSION.into(),
+        cluster_version: oxcd_api::ETCD_CLUSTER_VERSION.into(),
+        // The gateway's body carries the request as JSON with base64 bytes.
+        max_request_bytes: cfg.max_request_bytes * 4 / 3 + 64 * 1024,
+        health_timeout: Duration::from_secs(2),
+    };
     let (client_stop_tx, client_stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
     let mut servers = Vec::new();
+    // Without --listen-client-http-urls the client URLs serve gRPC and HTTP on one port
+    // (etcd's cmux); with it, they serve gRPC only.
+    let client_http = cfg.listen_client_http_urls.is_empty();
     for (addr, l) in listeners {
         tracing::info!(address = %addr, "serving client traffic");
-        let mut rx = client_stop_rx.clone();
-        let srv = tonic::transport::Server::builder()
-            .max_concurrent_streams(Some(u32::MAX))
-            .http2_keepalive_interval(Some(Duration::from_secs(60)))
-            .add_routes(routes.clone())
-            .serve_with_incoming_shutdown(client_incoming(l), async move {
-                let _ = rx.wait_for(|s| *s).await;
-            });
-        servers.push(tokio::spawn(srv));
+        let http = if client_http {
+            oxcd_http::router(routes.clone(), http_cfg.clone())
+        } else {
+            axum::Router::new()
+        };
+        servers.push(tokio::spawn(oxcd_http::serve(
+            client_incoming(l),
+            routes.clone(),
+            http,
+            oxcd_http::ServeConfig::default(),
+            stopped(client_stop_rx.clone()),
+        )));
+    }
+    for (addr, l) in http_listeners {
+        tracing::info!(address = %addr, "serving client HTTP traffic");
+        servers.push(tokio::spawn(oxcd_http::serve_http(
+            incoming(l),
+            oxcd_http::router(routes.clone(), http_cfg.clone()),
+            oxcd_http::ServeConfig::default(),
+            stopped(client_stop_rx.clone()),
+        )));
+    }
+    for (addr, l) in metrics_listeners {
+        tracing::info!(address = %addr, "serving metrics and health");
+        servers.push(tokio::spawn(oxcd_http::serve_http(
+            incoming(l),
+            oxcd_http::metrics_router(routes.clone(), http_cfg.clone()),
+            oxcd_http::ServeConfig::default(),
+            stopped(client_stop_rx.clone()),
+        )));
     }
 
     shutdown_signal().await;
@@ -157,21 +207,13 @@ async fn run(cfg: config::Config) -> Result<()> {
     node.server.leases().stop();
     // 2. A leader hands over first, so the cluster does not wait an election timeout.
     node.server.transfer_leadership_on_stop().await;
-    let drain = async {
-        for s in &mut servers {
-            match s.await {
-                Ok(Err(e)) => tracing::warn!(error = %e, "client listener ended with an error"),
-                Err(e) if !e.is_cancelled() => tracing::warn!(error = %e, "client listener failed"),
-                _ => {}
-            }
+    // Each listener drains its connections within ServeConfig's grace period, then ends.
+    for s in &mut servers {
+        match s.await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "client listener ended with an error"),
+            Err(e) => tracing::warn!(error = %e, "client listener failed"),
+            _ => {}
         }
-    };
-    if tokio::time::timeout(Duration::from_secs(3), drain)
-        .await
-        .is_err()
-    {
-        tracing::info!("closing client streams still open");
-        servers.iter().for_each(|s| s.abort());
     }
     // 3. Stop Raft, apply what is committed, flush the backend; then the peer listeners.
     tokio::task::spawn_blocking(move || node.stop())

@@ -30,7 +30,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
-const PREFACE_LEN: usize = 24;
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const PREFACE_LEN: usize = H2_PREFACE.len();
 const FRAME_HEADER: usize = 9;
 const HEADERS: u8 = 0x1;
 const CONTINUATION: u8 = 0x9;
@@ -74,6 +75,14 @@ impl FixAuthority {
         }
         if self.preface_left > 0 {
             let n = self.preface_left.min(self.raw.len());
+            // Not HTTP/2 (an HTTP/1.1 request for the gateway): nothing to rewrite.
+            let seen = PREFACE_LEN - self.preface_left;
+            if self.raw[..n] != H2_PREFACE[seen..seen + n] {
+                self.passthrough = true;
+                let all = self.raw.split();
+                self.out.extend_from_slice(&all);
+                return;
+            }
             let pre = self.raw.split_to(n);
             self.out.extend_from_slice(&pre);
             self.preface_left -= n;
@@ -419,5 +428,18 @@ mod tests {
         assert_eq!(headers[1], (b":authority".to_vec(), fixed.clone()));
         assert_eq!(headers[2], (b":path".to_vec(), b"/x".to_vec()));
         assert_eq!(out.len(), block.len());
+    }
+
+    #[tokio::test]
+    async fn http1_requests_pass_through_untouched() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let mut fixed = FixAuthority::new(l.accept().await.unwrap().0);
+        let req = b"GET /version HTTP/1.1\r\nHost: 127.0.0.1:2379\r\n\r\n";
+        client.write_all(req).await.unwrap();
+        let mut got = vec![0u8; req.len()];
+        fixed.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got[..], &req[..]);
     }
 }

@@ -41,6 +41,13 @@ pub(super) struct Flags {
     /// List of URLs to listen on for peer traffic.
     #[arg(long, value_name = "URLS", default_value = "http://localhost:2380")]
     pub(super) listen_peer_urls: String,
+    /// List of URLs to listen on for HTTP-only client traffic (the JSON gateway, health,
+    /// metrics); the client URLs then serve gRPC only.
+    #[arg(long, value_name = "URLS", default_value = "")]
+    pub(super) listen_client_http_urls: String,
+    /// List of URLs to listen on for the /metrics and /health endpoints.
+    #[arg(long, value_name = "URLS", default_value = "")]
+    pub(super) listen_metrics_urls: String,
     /// List of this member's peer URLs to advertise to the rest of the cluster.
     #[arg(long, value_name = "URLS", default_value = "http://localhost:2380")]
     pub(super) initial_advertise_peer_urls: String,
@@ -223,7 +230,6 @@ pub(super) const IGNORED: &[(&str, bool)] = &[
     ("grpc-keepalive-timeout", false),
     ("max-concurrent-streams", false),
     ("initial-election-tick-advance", true),
-    ("listen-metrics-urls", false),
     ("unsafe-no-fsync", true),
     ("enable-grpc-gateway", true),
     ("enable-log-rotation", true),

@@ -244,6 +244,10 @@ pub struct Config {
     pub advertise_client_urls: Vec<Url>,
     /// `--listen-peer-urls`.
     pub listen_peer_urls: Vec<Url>,
+    /// `--listen-client-http-urls` (empty: the client URLs serve HTTP too).
+    pub listen_client_http_urls: Vec<Url>,
+    /// `--listen-metrics-urls`.
+    pub listen_metrics_urls: Vec<Url>,
     /// `--initial-advertise-peer-urls`.
     pub initial_advertise_peer_urls: Vec<Url>,
     /// `--initial-cluster` as `(name, url)` pairs in the order given (a name may repeat).

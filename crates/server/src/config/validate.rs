@@ -95,6 +95,20 @@ impl Builder<'_> {
             parse_urls,
         )?;
         let listen_peer_urls = self.parse("listen_peer_urls", &f.listen_peer_urls, parse_urls)?;
+        let optional_urls = |s: &str| -> Result<Vec<Url>, String> {
+            if s.trim().is_empty() {
+                Ok(Vec::new())
+            } else {
+                parse_urls(s)
+            }
+        };
+        let listen_client_http_urls = self.parse(
+            "listen_client_http_urls",
+            &f.listen_client_http_urls,
+            optional_urls,
+        )?;
+        let listen_metrics_urls =
+            self.parse("listen_metrics_urls", &f.listen_metrics_urls, optional_urls)?;
         let initial_advertise_peer_urls = self.parse(
             "initial_advertise_peer_urls",
             &f.initial_advertise_peer_urls,
@@ -175,7 +189,12 @@ impl Builder<'_> {
         })?;
 
         // Validation in the order of etcd's `embed.Config.Validate`.
-        for url in listen_peer_urls.iter().chain(&listen_client_urls) {
+        for url in listen_peer_urls
+            .iter()
+            .chain(&listen_client_urls)
+            .chain(&listen_client_http_urls)
+            .chain(&listen_metrics_urls)
+        {
             check_bind_url(url)?;
         }
         if heartbeat_ms == 0 {
@@ -208,6 +227,8 @@ impl Builder<'_> {
             listen_client_urls,
             advertise_client_urls,
             listen_peer_urls,
+            listen_client_http_urls,
+            listen_metrics_urls,
             initial_advertise_peer_urls,
             initial_cluster,
             initial_cluster_token: f.initial_cluster_token,

@@ -75,5 +75,10 @@ pub fn routes(server: Arc<EtcdServer>) -> Routes {
         ElectionServer::new(oxcd_v3lock::ElectionService::new(inner))
             .max_decoding_message_size(max_recv),
     );
-    b.routes()
+    crate::metrics::init();
+    Routes::from(
+        b.routes()
+            .into_axum_router()
+            .layer(crate::metrics::GrpcMetricsLayer),
+    )
 }
