@@ -60,7 +60,9 @@ impl Store {
     /// if `rev` is below the compaction revision, `FutureRev` if above the published one.
     pub fn hash_by_rev(&self, rev: i64) -> Result<(KeyValueHash, i64)> {
         let current = self.published_revision();
-        let (compact_rev, keep) = {
+        // The read transaction is opened under the index lock: a compaction applied
+        // after it deletes rows only in later transactions.
+        let (compact_rev, keep, rtx) = {
             let idx = self.index.read();
             let compact_rev = idx.compact_rev;
             if rev > 0 && rev < compact_rev {
@@ -70,10 +72,9 @@ impl Store {
                 return Err(Error::FutureRev);
             }
             let at = if rev == 0 { current } else { rev };
-            (compact_rev, idx.tree.keep(at))
+            (compact_rev, idx.tree.keep(at), self.backend().read_tx()?)
         };
         let rev = if rev == 0 { current } else { rev };
-        let rtx = self.backend().read_tx()?;
         let table = rtx.open_table(KEY_TABLE)?;
         let mut h = KvHasher {
             crc: crc32c::crc32c(b"key"),

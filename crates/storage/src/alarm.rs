@@ -26,14 +26,17 @@ fn key(member_id: u64, alarm: AlarmType) -> Vec<u8> {
 /// Raises `alarm` for `member_id`; returns whether it was not raised before.
 pub fn activate(wtx: &mut WriteTx, member_id: u64, alarm: AlarmType) -> Result<bool> {
     let mut t = wtx.tx.open_table(ALARM_TABLE)?;
-    Ok(t.insert(key(member_id, alarm).as_slice(), [].as_slice())?
-        .is_none())
+    let fresh = t
+        .insert(key(member_id, alarm).as_slice(), [].as_slice())?
+        .is_none();
+    Ok(fresh)
 }
 
 /// Clears `alarm` for `member_id`; returns whether it was raised.
 pub fn deactivate(wtx: &mut WriteTx, member_id: u64, alarm: AlarmType) -> Result<bool> {
     let mut t = wtx.tx.open_table(ALARM_TABLE)?;
-    Ok(t.remove(key(member_id, alarm).as_slice())?.is_some())
+    let was = t.remove(key(member_id, alarm).as_slice())?.is_some();
+    Ok(was)
 }
 
 /// Every raised alarm, as of the last commit.

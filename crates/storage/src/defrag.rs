@@ -28,7 +28,7 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use redb::{Database, Durability, ReadTransaction, ReadableTable, TableHandle};
+use redb::{Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, TableHandle};
 
 use crate::backend::{defrag_tmp_path, open_db, Backend};
 use crate::schema::{BytesTable, KEY_TABLE, META_TABLE, SNAPSHOT_TABLES};

@@ -26,7 +26,7 @@ fn key_rows(b: &Backend) -> Rows {
 
 fn put(b: &Backend, model: &mut Rows, rev: i64) {
     let v = vec![(rev % 251) as u8; 1000];
-    let mut tx = b.write_tx().unwrap();
+    let tx = b.write_tx().unwrap();
     tx.tx
         .open_table(KEY_TABLE)
         .unwrap()
@@ -38,7 +38,7 @@ fn put(b: &Backend, model: &mut Rows, rev: i64) {
 
 /// Deletes revisions `from..to` as a compaction does (noting each).
 fn compact(b: &Backend, model: &mut Rows, from: i64, to: i64) {
-    let mut tx = b.write_tx().unwrap();
+    let tx = b.write_tx().unwrap();
     {
         let mut t = tx.tx.open_table(KEY_TABLE).unwrap();
         for rev in from..to {

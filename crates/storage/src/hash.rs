@@ -79,7 +79,7 @@ mod tests {
         }
         let h = a.hash().unwrap();
         assert_eq!(h, b.hash().unwrap());
-        let mut tx = a.write_tx().unwrap();
+        let tx = a.write_tx().unwrap();
         tx.tx
             .open_table(KEY_TABLE)
             .unwrap()

@@ -24,7 +24,9 @@ pub mod wal;
 
 pub use backend::{Backend, BackendConfig, WriteTx};
 pub use defrag::{DefragReport, DefragStage};
-pub use snapshot::{restore_backend, snapshot_status, RestoreInfo, RestoreOptions, SnapshotStatus};
+pub use snapshot::{
+    restore_backend, snapshot_status, ChunkWriter, RestoreInfo, RestoreOptions, SnapshotStatus,
+};
 pub use error::{Error, Result};
 
 pub use raft_log::RaftLog;

@@ -107,6 +107,50 @@ impl Backend {
     }
 }
 
+/// etcd's snapshot message size (`snapshotSendBufferSize`, 32 KiB).
+pub const SNAPSHOT_CHUNK_BYTES: usize = 32 << 10;
+
+/// A [`Write`] that hands `send` chunks of `chunk` bytes (the last one shorter, at
+/// flush): wrap a bounded channel's blocking send in it to stream a snapshot as
+/// `Maintenance.Snapshot` messages with bounded memory.
+pub struct ChunkWriter<F: FnMut(Vec<u8>) -> std::io::Result<()>> {
+    buf: Vec<u8>,
+    chunk: usize,
+    send: F,
+}
+
+impl<F: FnMut(Vec<u8>) -> std::io::Result<()>> ChunkWriter<F> {
+    /// Chunks of `chunk` bytes (at least 1) handed to `send`.
+    pub fn new(chunk: usize, send: F) -> Self {
+        let chunk = chunk.max(1);
+        ChunkWriter {
+            buf: Vec::with_capacity(chunk),
+            chunk,
+            send,
+        }
+    }
+}
+
+impl<F: FnMut(Vec<u8>) -> std::io::Result<()>> Write for ChunkWriter<F> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let n = data.len().min(self.chunk - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == self.chunk {
+            let full = std::mem::replace(&mut self.buf, Vec::with_capacity(self.chunk));
+            (self.send)(full)?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if !self.buf.is_empty() {
+            let rest = std::mem::take(&mut self.buf);
+            (self.send)(rest)?;
+        }
+        Ok(())
+    }
+}
+
 /// Checks the snapshot file at `path` end to end and returns its status (etcd's
 /// `snapshot status`); [`Error::Snapshot`] if it is not a snapshot, truncated or corrupt.
 pub fn snapshot_status(path: &Path) -> Result<SnapshotStatus> {

@@ -1,5 +1,6 @@
 use super::*;
 use crate::schema::{META_CLUSTER_ID, META_CONSISTENT_INDEX, META_LOCAL_MEMBER_ID};
+use redb::ReadableTableMetadata;
 
 /// A revision key as mvcc writes it.
 fn rev_key(main: i64) -> [u8; 17] {
@@ -67,7 +68,7 @@ fn snapshot_is_a_point_in_time_while_writes_go_on() {
     impl Write for Slow<'_> {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
             if self.1 == 0 {
-                let mut tx = self.0.write_tx().unwrap();
+                let tx = self.0.write_tx().unwrap();
                 tx.tx
                     .open_table(KEY_TABLE)
                     .unwrap()
@@ -186,4 +187,29 @@ fn restore_bumps_and_compacts_and_leaves_membership_to_the_caller() {
     };
     let info = restore_backend(&file, &other, &opts, |_| Ok(())).unwrap();
     assert_eq!((info.revision, info.compact_revision), (50, 10));
+}
+
+#[test]
+fn chunk_writer_streams_the_snapshot_in_bounded_pieces() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = filled(dir.path());
+    let mut chunks: Vec<Vec<u8>> = Vec::new();
+    let st = b
+        .snapshot(ChunkWriter::new(1000, |c| {
+            chunks.push(c);
+            Ok(())
+        }))
+        .unwrap();
+    assert!(chunks.len() > 3);
+    assert!(chunks.iter().all(|c| c.len() <= 1000 && !c.is_empty()));
+    let all: Vec<u8> = chunks.concat();
+    assert_eq!(all.len() as u64, st.total_size);
+    let file = dir.path().join("s");
+    std::fs::write(&file, &all).unwrap();
+    assert_eq!(snapshot_status(&file).unwrap(), st);
+    // A receiver that went away stops the snapshot with an error.
+    let e = b.snapshot(ChunkWriter::new(100, |_| {
+        Err(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "gone"))
+    }));
+    assert!(e.is_err());
 }
