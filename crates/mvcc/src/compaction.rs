@@ -20,6 +20,7 @@
 use std::collections::HashSet;
 use std::ops::Bound;
 
+use oxcd_storage::redb::ReadableTable;
 use oxcd_storage::schema::KEY_TABLE;
 use oxcd_storage::WriteTx;
 

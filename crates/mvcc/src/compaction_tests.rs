@@ -15,7 +15,9 @@ fn fill(b: &Backend, store: &Store) {
     for round in 0..10 {
         for k in 0..10 {
             let v = format!("v{round}");
-            write(b, store, |w| w.put(format!("k{k}").as_bytes(), v.as_bytes(), 0).unwrap());
+            write(b, store, |w| {
+                w.put(format!("k{k}").as_bytes(), v.as_bytes(), 0).unwrap()
+            });
         }
     }
     write(b, store, |w| w.delete_range(b"k0", b"").unwrap());
@@ -24,7 +26,10 @@ fn fill(b: &Backend, store: &Store) {
 fn rows(b: &Backend) -> Vec<Vec<u8>> {
     let rtx = b.read_tx().unwrap();
     let t = rtx.open_table(KEY_TABLE).unwrap();
-    t.iter().unwrap().map(|r| r.unwrap().0.value().to_vec()).collect()
+    t.iter()
+        .unwrap()
+        .map(|r| r.unwrap().0.value().to_vec())
+        .collect()
 }
 
 fn meta_has(b: &Backend, key: &str) -> Option<Vec<u8>> {
@@ -57,7 +62,10 @@ fn logical_compaction_is_immediate_and_steps_delete_in_bounded_batches() {
         rev: 79,
         ..RangeOptions::default()
     };
-    assert!(matches!(store.range(b"k1", b"", opts), Err(Error::Compacted)));
+    assert!(matches!(
+        store.range(b"k1", b"", opts),
+        Err(Error::Compacted)
+    ));
     assert_eq!(store.compact_revision(), 80);
     assert_eq!(rows(&b).len(), before);
     assert!(meta_has(&b, SCHEDULED_COMPACT_KEY).is_some());
@@ -70,9 +78,9 @@ fn logical_compaction_is_immediate_and_steps_delete_in_bounded_batches() {
         let len = rows(&b).len();
         // At most 7 rows looked at, so at most 7 deleted, per step.
         assert!(last_len - len <= 7);
-        last_len = len;
         // Puts interleave with the steps.
         write(&b, &store, |w| w.put(b"other", b"x", 0).unwrap());
+        last_len = rows(&b).len();
         assert!(steps < 100, "bounded");
     }
     assert!(steps >= 10, "{steps} steps");
@@ -80,7 +88,10 @@ fn logical_compaction_is_immediate_and_steps_delete_in_bounded_batches() {
     assert!(meta_has(&b, FINISHED_COMPACT_KEY).is_some());
     // The same rows a synchronous compaction leaves, plus the puts made meanwhile.
     let mut want = sync_compacted_rows(80);
-    let extra: Vec<_> = rows(&b).into_iter().filter(|k| Revision::from_bytes(k).unwrap().main > 102).collect();
+    let extra: Vec<_> = rows(&b)
+        .into_iter()
+        .filter(|k| Revision::from_bytes(k).unwrap().main > 102)
+        .collect();
     assert_eq!(extra.len(), steps);
     want.extend(extra);
     assert_eq!(rows(&b), want);
@@ -88,7 +99,14 @@ fn logical_compaction_is_immediate_and_steps_delete_in_bounded_batches() {
     // Every key still reads at the compaction revision and after.
     for k in 1..10 {
         let rr = store
-            .range(format!("k{k}").as_bytes(), b"", RangeOptions { rev: 80, ..RangeOptions::default() })
+            .range(
+                format!("k{k}").as_bytes(),
+                b"",
+                RangeOptions {
+                    rev: 80,
+                    ..RangeOptions::default()
+                },
+            )
             .unwrap();
         assert_eq!(rr.kvs.len(), 1, "k{k}");
     }
@@ -137,6 +155,12 @@ fn a_later_compaction_subsumes_an_unfinished_one() {
     store.compact_finish(&mut first, 5).unwrap();
     store.compact_finish(&mut second, 1000).unwrap();
     assert_eq!(rows(&b), sync_compacted_rows(90));
-    let len = b.read_tx().unwrap().open_table(KEY_TABLE).unwrap().len().unwrap();
+    let len = b
+        .read_tx()
+        .unwrap()
+        .open_table(KEY_TABLE)
+        .unwrap()
+        .len()
+        .unwrap();
     assert_eq!(len as usize, rows(&b).len());
 }

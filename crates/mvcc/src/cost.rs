@@ -52,12 +52,13 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(cost_put(&p), 256 + 103);
+        // The costlier branch counts, whichever it is.
         let t = TxnRequest {
-            success: vec![put("a", "1"), put("b", "22")],
-            failure: vec![put("c", "123456789")],
+            success: vec![put("a", "1")],
+            failure: vec![put("c", "123456789"), put("d", "1")],
             ..Default::default()
         };
-        assert_eq!(cost_txn(&t), 256 + 10);
+        assert_eq!(cost_txn(&t), 256 + 10 + 256 + 2);
         let t = TxnRequest {
             success: vec![put("a", "1"), put("b", "22"), put("c", "3")],
             failure: vec![put("c", "123456789")],

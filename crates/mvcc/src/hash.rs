@@ -12,7 +12,6 @@
 
 use std::collections::HashSet;
 
-use oxcd_storage::redb::ReadableTable;
 use oxcd_storage::schema::KEY_TABLE;
 
 use crate::error::{Error, Result};

@@ -8,7 +8,9 @@ fn fill(b: &oxcd_storage::Backend, store: &Store) {
     for round in 0..5 {
         for k in 0..4 {
             let v = format!("v{round}");
-            write(b, store, |w| w.put(format!("k{k}").as_bytes(), v.as_bytes(), 0).unwrap());
+            write(b, store, |w| {
+                w.put(format!("k{k}").as_bytes(), v.as_bytes(), 0).unwrap()
+            });
         }
     }
     write(b, store, |w| w.delete_range(b"k0", b"").unwrap());

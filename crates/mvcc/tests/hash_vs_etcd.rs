@@ -88,8 +88,18 @@ fn hash_kv_matches_etcd_for_the_same_history() {
         Command::new("/usr/bin/etcd")
             .args(["--name", "hash", "--data-dir"])
             .arg(dir.path().join("etcd"))
-            .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
-            .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
+            .args([
+                "--listen-client-urls",
+                &client,
+                "--advertise-client-urls",
+                &client,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
             .args(["--initial-cluster", &format!("hash={peer}")])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -100,7 +110,13 @@ fn hash_kv_matches_etcd_for_the_same_history() {
     loop {
         let ok = Command::new("/usr/bin/etcdctl")
             .env("ETCDCTL_API", "3")
-            .args(["--endpoints", &client, "--command-timeout=1s", "endpoint", "health"])
+            .args([
+                "--endpoints",
+                &client,
+                "--command-timeout=1s",
+                "endpoint",
+                "health",
+            ])
             .output()
             .map(|o| o.status.success())
             .unwrap_or(false);
@@ -111,8 +127,13 @@ fn hash_kv_matches_etcd_for_the_same_history() {
         std::thread::sleep(Duration::from_millis(200));
     }
 
-    let backend =
-        Arc::new(Backend::open(&dir.path().join("oxcd").join("db"), BackendConfig::default()).unwrap());
+    let backend = Arc::new(
+        Backend::open(
+            &dir.path().join("oxcd").join("db"),
+            BackendConfig::default(),
+        )
+        .unwrap(),
+    );
     let store = Store::open(Arc::clone(&backend)).unwrap();
     for op in HISTORY {
         let mut wtx = backend.write_tx().unwrap();
@@ -145,7 +166,11 @@ fn hash_kv_matches_etcd_for_the_same_history() {
     let ours = store.hash_by_rev(0).unwrap().0;
     let out = etcdctl(&client, &["endpoint", "hashkv", "-w", "json"]);
     assert_eq!(ours.revision, json_number(&out, "revision"), "{out}");
-    assert_eq!(ours.compact_revision, json_number(&out, "compact_revision"), "{out}");
+    assert_eq!(
+        ours.compact_revision,
+        json_number(&out, "compact_revision"),
+        "{out}"
+    );
     assert_eq!(i64::from(ours.hash), json_number(&out, "hash"), "{out}");
     // At an earlier revision too.
     let out = etcdctl(&client, &["endpoint", "hashkv", "--rev", "9", "-w", "json"]);

@@ -84,7 +84,10 @@ mod tests {
         got.sort();
         assert_eq!(
             got,
-            vec![(1, AlarmType::Nospace as i32), (2, AlarmType::Corrupt as i32)]
+            vec![
+                (1, AlarmType::Nospace as i32),
+                (2, AlarmType::Corrupt as i32)
+            ]
         );
     }
 }

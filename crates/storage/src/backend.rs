@@ -183,7 +183,11 @@ impl Backend {
         let _gate = self.write_gate.lock();
         let mut tx = self.db().begin_write()?;
         tx.set_durability(Durability::None)?;
-        let deleted_keys = self.defrag_log.lock().as_ref().map(|_| Mutex::new(Vec::new()));
+        let deleted_keys = self
+            .defrag_log
+            .lock()
+            .as_ref()
+            .map(|_| Mutex::new(Vec::new()));
         Ok(WriteTx {
             tx,
             consistent_index: None,
@@ -396,7 +400,11 @@ where
     T: redb::ReadableTable<&'static str, &'static [u8]>,
 {
     Ok(t.get(key)?
-        .and_then(|v| v.value().get(..8).map(|b| u64::from_be_bytes(b.try_into().unwrap_or([0; 8]))))
+        .and_then(|v| {
+            v.value()
+                .get(..8)
+                .map(|b| u64::from_be_bytes(b.try_into().unwrap_or([0; 8])))
+        })
         .unwrap_or(0))
 }
 

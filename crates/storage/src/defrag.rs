@@ -123,6 +123,9 @@ impl Backend {
             }
         }
 
+        // Flush the bulk of the new file before writes are held, so the exclusive phase
+        // only writes back what it copies itself.
+        copier.make_durable()?;
         let started = Instant::now();
         self.exclusive(|old, replacement| {
             self.check_generation(generation)?;
@@ -209,6 +212,11 @@ impl Copier {
         Ok(())
     }
 
+    fn make_durable(&mut self) -> Result<()> {
+        let tx = self.begin()?;
+        self.commit(tx, 0, true)
+    }
+
     /// Copies the key-table rows of `r` above `last_key`; returns the bytes copied.
     fn copy_keys(&mut self, r: &ReadTransaction) -> Result<usize> {
         let src = r.open_table(KEY_TABLE)?;
@@ -263,7 +271,9 @@ impl Copier {
     fn copy_small_tables(&mut self, r: &ReadTransaction) -> Result<()> {
         let tx = self.begin()?;
         {
-            let others = SNAPSHOT_TABLES.iter().filter(|t| t.name() != KEY_TABLE.name());
+            let others = SNAPSHOT_TABLES
+                .iter()
+                .filter(|t| t.name() != KEY_TABLE.name());
             for def in others {
                 copy_table(r, &tx, *def)?;
             }

@@ -147,7 +147,10 @@ fn writes_and_compactions_keep_flowing_during_defragment() {
     stop.store(true, Ordering::Release);
     let (model, max_latency) = writer.join().unwrap();
     let during = during.load(Ordering::Acquire);
-    assert!(during > 10, "only {during} writes ran during the defragmentation");
+    assert!(
+        during > 10,
+        "only {during} writes ran during the defragmentation"
+    );
     assert!(
         report.exclusive < Duration::from_secs(2),
         "exclusive phase took {:?}",

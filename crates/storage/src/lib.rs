@@ -16,18 +16,18 @@ pub mod backend;
 pub mod defrag;
 pub mod error;
 pub mod hash;
-pub mod raft_log;
 pub mod quota;
+pub mod raft_log;
 pub mod schema;
 pub mod snapshot;
 pub mod wal;
 
 pub use backend::{Backend, BackendConfig, WriteTx};
 pub use defrag::{DefragReport, DefragStage};
+pub use error::{Error, Result};
 pub use snapshot::{
     restore_backend, snapshot_status, ChunkWriter, RestoreInfo, RestoreOptions, SnapshotStatus,
 };
-pub use error::{Error, Result};
 
 pub use raft_log::RaftLog;
 pub use redb;

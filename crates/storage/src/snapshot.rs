@@ -90,7 +90,12 @@ pub fn write_snapshot<W: Write>(backend: &Backend, w: W) -> Result<SnapshotStatu
     out.table(META_TABLE.name(), &mut stats)?;
     for row in meta.iter()? {
         let (k, v) = row?;
-        out.row(k.value().as_bytes(), v.value(), META_TABLE.name(), &mut stats)?;
+        out.row(
+            k.value().as_bytes(),
+            v.value(),
+            META_TABLE.name(),
+            &mut stats,
+        )?;
     }
     out.put(&[TAG_END])?;
     out.put(&stats.total_keys.to_be_bytes())?;
@@ -168,7 +173,12 @@ fn read_snapshot(
     let body = total
         .checked_sub(SHA256_LEN as u64 + 8 + 4 + 9)
         .map(|_| total - SHA256_LEN as u64)
-        .ok_or_else(|| bad(format!("{} is too short to be a snapshot ({total} bytes)", path.display())))?;
+        .ok_or_else(|| {
+            bad(format!(
+                "{} is too short to be a snapshot ({total} bytes)",
+                path.display()
+            ))
+        })?;
     let mut r = HashingReader {
         inner: BufReader::with_capacity(64 << 10, file),
         sha: Sha256::new(),
@@ -177,7 +187,10 @@ fn read_snapshot(
     let mut magic = [0u8; 8];
     r.take(&mut magic)?;
     if &magic != MAGIC {
-        return Err(bad(format!("{} is not an oxcd snapshot file", path.display())));
+        return Err(bad(format!(
+            "{} is not an oxcd snapshot file",
+            path.display()
+        )));
     }
     let version = r.u32()?;
     if version != VERSION {
@@ -216,7 +229,11 @@ fn read_snapshot(
                 }
                 break;
             }
-            tag => return Err(bad(format!("corrupt snapshot: unexpected record tag {tag}"))),
+            tag => {
+                return Err(bad(format!(
+                    "corrupt snapshot: unexpected record tag {tag}"
+                )))
+            }
         }
     }
     if r.remaining != 0 {
@@ -369,8 +386,7 @@ pub fn encode_meta_revision(main: i64) -> [u8; 17] {
 
 /// The main revision of a 17/18-byte revision key (see [`encode_meta_revision`]).
 pub fn decode_meta_revision(b: &[u8]) -> Option<i64> {
-    (b.len() >= 17 && b[8] == b'_')
-        .then(|| i64::from_be_bytes(b[..8].try_into().expect("8 bytes")))
+    (b.len() >= 17 && b[8] == b'_').then(|| i64::from_be_bytes(b[..8].try_into().expect("8 bytes")))
 }
 
 fn bad(msg: impl Into<String>) -> Error {

@@ -87,7 +87,10 @@ fn snapshot_is_a_point_in_time_while_writes_go_on() {
     let mut w = Slow(&b, 0, Vec::new());
     let st = write_snapshot(&b, &mut w).unwrap();
     assert!(w.1 > 0);
-    assert_eq!(st.revision, 50, "the write during the snapshot is not in it");
+    assert_eq!(
+        st.revision, 50,
+        "the write during the snapshot is not in it"
+    );
     let mut again = Vec::new();
     assert_eq!(b.snapshot(&mut again).unwrap().revision, 51);
 }
@@ -100,7 +103,14 @@ fn truncated_or_corrupt_snapshots_are_refused() {
     b.snapshot(&mut buf).unwrap();
     let file = dir.path().join("snap.db");
 
-    for cut in [0, 5, 20, buf.len() / 2, buf.len() - SHA256_LEN, buf.len() - 1] {
+    for cut in [
+        0,
+        5,
+        20,
+        buf.len() / 2,
+        buf.len() - SHA256_LEN,
+        buf.len() - 1,
+    ] {
         std::fs::write(&file, &buf[..cut]).unwrap();
         let e = snapshot_status(&file).unwrap_err();
         assert!(matches!(e, Error::Snapshot(_)), "cut at {cut}: {e}");
@@ -112,7 +122,11 @@ fn truncated_or_corrupt_snapshots_are_refused() {
         let e = snapshot_status(&file).unwrap_err();
         assert!(matches!(e, Error::Snapshot(_)), "flip at {pos}: {e}");
     }
-    std::fs::write(&file, b"definitely not a snapshot, but long enough to be read...").unwrap();
+    std::fs::write(
+        &file,
+        b"definitely not a snapshot, but long enough to be read...",
+    )
+    .unwrap();
     let e = snapshot_status(&file).unwrap_err().to_string();
     assert!(e.contains("not an oxcd snapshot"), "{e}");
 
@@ -157,16 +171,29 @@ fn restore_bumps_and_compacts_and_leaves_membership_to_the_caller() {
     assert_eq!(rtx.open_table(LEASE_TABLE).unwrap().len().unwrap(), 1);
     let members = rtx.open_table(MEMBERS_TABLE).unwrap();
     assert_eq!(members.len().unwrap(), 1);
-    assert!(members.get(5u64.to_be_bytes().as_slice()).unwrap().is_some());
+    assert!(members
+        .get(5u64.to_be_bytes().as_slice())
+        .unwrap()
+        .is_some());
     let meta = rtx.open_table(META_TABLE).unwrap();
     assert!(meta.get(META_CLUSTER_ID).unwrap().is_none());
     assert!(meta.get(META_LOCAL_MEMBER_ID).unwrap().is_none());
     assert_eq!(
-        decode_meta_revision(meta.get(META_FINISHED_COMPACT_REV).unwrap().unwrap().value()),
+        decode_meta_revision(
+            meta.get(META_FINISHED_COMPACT_REV)
+                .unwrap()
+                .unwrap()
+                .value()
+        ),
         Some(1_000_000_050)
     );
     assert_eq!(
-        decode_meta_revision(meta.get(META_SCHEDULED_COMPACT_REV).unwrap().unwrap().value()),
+        decode_meta_revision(
+            meta.get(META_SCHEDULED_COMPACT_REV)
+                .unwrap()
+                .unwrap()
+                .value()
+        ),
         Some(1_000_000_050)
     );
     assert!(meta.get(META_CONSISTENT_INDEX).unwrap().is_some());
