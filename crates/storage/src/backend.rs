@@ -227,8 +227,8 @@ impl Backend {
         self.commit_locked(&mut b, tx, true)
     }
 
-    /// Recomputes [`Backend::size_in_use`] now (after a compaction or a defragmentation;
-    /// costs a walk of every page).
+    /// Recomputes [`Backend::size_in_use`] now (after a compaction frees pages). Costs a
+    /// walk of every page inside a write transaction, so writes wait for it.
     pub fn refresh_size_in_use(&self) -> Result<()> {
         let tx = self.write_tx()?;
         self.record_stats(&tx.tx);
@@ -371,8 +371,12 @@ impl Backend {
             b.pending = 0;
             b.last_durable = Instant::now();
             self.durable_index.store(b.latest_index, Ordering::Release);
-            self.sizes.file.store(self.file_len(), Ordering::Release);
-            *self.sizes.stats_at.lock() = None;
+            // A freshly written file is all in use; no page walk (it would hold writes).
+            let len = self.file_len();
+            self.sizes.file.store(len, Ordering::Release);
+            self.sizes.in_use.store(len, Ordering::Release);
+            self.sizes.file_at_stats.store(len, Ordering::Release);
+            *self.sizes.stats_at.lock() = Some(Instant::now());
         }
         drop(hold);
         out

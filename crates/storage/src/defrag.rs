@@ -146,7 +146,6 @@ impl Backend {
         let exclusive = started.elapsed();
         drop(cleanup);
         at(DefragStage::Swapped)?;
-        self.refresh_size_in_use()?;
         let report = DefragReport {
             size_before,
             size_after: self.size(),
