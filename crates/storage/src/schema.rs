@@ -2,7 +2,7 @@
 //! `server/storage/schema`). Other crates name tables only through these constants.
 //!
 //! Invariants:
-//! - Every table listed in [`ALL_TABLES`] is created when the backend opens, so a read
+//! - Every table listed in [`SNAPSHOT_TABLES`] (and [`META_TABLE`]) is created when the backend opens, so a read
 //!   transaction never misses one.
 //! - Every table here travels in a Raft snapshot except [`META_TABLE`]'s member-local
 //!   keys ([`META_LOCAL_MEMBER_ID`]), which identify this member and stay as they are.
