@@ -6,6 +6,8 @@
 //! - [`Store`]: the store, with one writer ([`WriteTxn`], inside the caller's backend
 //!   transaction) and many concurrent readers ([`ReadTxn`]) that see only the published
 //!   revision; compaction.
+//! - [`compaction`]: compaction in bounded steps off the apply path; [`hash`]: etcd's
+//!   HashKV; [`cost`]: the quota cost of a request.
 //! - [`kv_apply`]: etcd's applier for Range, Put, DeleteRange, Txn and Compaction.
 //! - [`validate`]: etcd's gRPC-level request checks.
 //! - [`watch`]: the watchable store (etcd's `watchableStore`): watchers, their groups,
@@ -14,7 +16,10 @@
 //! Invariant: nothing here builds a `tonic::Status`; errors are [`Error`], convertible to
 //! `oxcd_api::EtcdError`.
 
+pub mod compaction;
+pub mod cost;
 pub mod error;
+pub mod hash;
 pub mod index;
 pub mod key_index;
 pub mod kv_apply;
@@ -28,7 +33,9 @@ pub mod write;
 #[cfg(test)]
 mod test_util;
 
+pub use compaction::{CompactJob, DEFAULT_COMPACTION_BATCH_LIMIT};
 pub use error::{Error, Result};
+pub use hash::KeyValueHash;
 pub use read::{RangeOptions, RangeResult, ReadTxn, ReadView};
 pub use revision::Revision;
 pub use store::Store;

@@ -22,8 +22,9 @@
 //! - A `WriteTx` whose write txns or compaction touched the store must be committed, or the
 //!   store discarded (reopened): the index is updated in place, as etcd's is, and a failed
 //!   commit is fatal to the server anyway.
-//! - Compaction is synchronous, inside the caller's `WriteTx` (etcd runs the backend part in
-//!   the background, in batches): scheduledCompactRev, the index compaction, the deletion
+//! - [`Store::compact`] is synchronous, inside the caller's `WriteTx`; [`Store::compact_logical`]
+//!   does only the index part there and leaves the backend part to bounded steps
+//!   ([`crate::compaction`], etcd's background batches). The synchronous one: scheduledCompactRev, the index compaction, the deletion
 //!   of every compacted revision from the key table and finishedCompactRev are all written
 //!   in that one transaction. Readers see the new compaction revision at once (reads below
 //!   it fail with `Compacted`); compacting at a revision newer than the published one
@@ -35,11 +36,11 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
 use oxcd_api::mvccpb::{Event, KeyValue};
+use redb::ReadableTable;
 use oxcd_storage::schema::{KEY_TABLE, META_TABLE};
 use oxcd_storage::{Backend, WriteTx};
 use parking_lot::{Mutex, RwLock};
 use prost::Message;
-use redb::ReadableTable;
 
 use crate::error::{Error, Result};
 use crate::index::TreeIndex;
@@ -227,22 +228,10 @@ impl Store {
     /// revision `<= rev` that is not the state of some key at `rev` is removed from the
     /// index and the backend. Returns the number of backend records removed.
     /// `Compacted` if `rev` is not above the last compaction, `FutureRev` if it is above
-    /// the current revision.
+    /// the current revision. For a compaction whose backend part runs in bounded steps
+    /// off the apply path, see [`Store::compact_logical`].
     pub fn compact(&self, wtx: &mut WriteTx, rev: i64) -> Result<usize> {
-        let _writer = self.writer.lock();
-        let keep = {
-            let mut idx = self.index.write();
-            if rev <= idx.compact_rev {
-                return Err(Error::Compacted);
-            }
-            if rev > self.current_revision() {
-                return Err(Error::FutureRev);
-            }
-            write_meta_rev(wtx, SCHEDULED_COMPACT_KEY, rev)?;
-            let keep = idx.tree.compact(rev);
-            idx.compact_rev = rev;
-            keep
-        };
+        let keep = self.compact_index(wtx, rev)?;
         fail::fail_point!("compactBeforeCommit");
         let removed = delete_compacted(wtx, rev, &keep)?;
         fail::fail_point!("compactBeforeSetFinishedCompact");
@@ -250,6 +239,24 @@ impl Store {
         fail::fail_point!("compactAfterCommit");
         tracing::info!(rev, removed, kept = keep.len(), "compacted mvcc store");
         Ok(removed)
+    }
+
+    /// The logical part of a compaction: checks `rev`, writes scheduledCompactRev in
+    /// `wtx`, compacts the index and sets the compaction revision. Returns the revisions
+    /// `<= rev` the backend must keep.
+    pub(crate) fn compact_index(&self, wtx: &mut WriteTx, rev: i64) -> Result<HashSet<Revision>> {
+        let _writer = self.writer.lock();
+        let mut idx = self.index.write();
+        if rev <= idx.compact_rev {
+            return Err(Error::Compacted);
+        }
+        if rev > self.current_revision() {
+            return Err(Error::FutureRev);
+        }
+        write_meta_rev(wtx, SCHEDULED_COMPACT_KEY, rev)?;
+        let keep = idx.tree.compact(rev);
+        idx.compact_rev = rev;
+        Ok(keep)
     }
 
     /// etcd's `rangeKeys`: the kvs in the range at `opts.rev` (<= 0: `cur_rev`), read from
@@ -320,20 +327,21 @@ where
     Ok(Some(rev.main))
 }
 
-fn write_meta_rev(wtx: &mut WriteTx, key: &str, rev: i64) -> Result<()> {
+pub(crate) fn write_meta_rev(wtx: &mut WriteTx, key: &str, rev: i64) -> Result<()> {
     let mut meta = wtx.tx.open_table(META_TABLE)?;
     meta.insert(key, Revision::new(rev, 0).to_bytes().as_slice())?;
     Ok(())
 }
 
 /// Deletes from the key table every revision `<= rev` not in `keep`.
-fn delete_compacted(wtx: &mut WriteTx, rev: i64, keep: &HashSet<Revision>) -> Result<usize> {
+fn delete_compacted(wtx: &WriteTx, rev: i64, keep: &HashSet<Revision>) -> Result<usize> {
     let mut table = wtx.tx.open_table(KEY_TABLE)?;
     let end = Revision::new(rev.saturating_add(1), 0).to_bytes();
     let mut removed = 0;
     table.retain_in::<&[u8], _>(..end.as_slice(), |k, _| match Revision::from_bytes(k) {
         Some(r) if !keep.contains(&r) => {
             removed += 1;
+            wtx.note_key_deleted(k);
             false
         }
         _ => true,

@@ -9,12 +9,23 @@
 //! - The consistent index is written in the same transaction as the data it covers
 //!   ([`WriteTx::set_consistent_index`]); [`Backend::durable_index`] is the consistent index
 //!   of the last durable commit, the point up to which the raft log may be compacted.
+//! - The open [`Database`] sits behind a lock so an online defragmentation
+//!   ([`crate::defrag`]) can swap in a rewritten file; a transaction keeps the database it
+//!   began on alive. Write transactions begin under `write_gate`, which the swap holds, so
+//!   none begins on a database that is being replaced.
+//! - Rows are deleted from [`KEY_TABLE`](crate::schema::KEY_TABLE) only by compaction, and a compaction records each
+//!   one with [`WriteTx::note_key_deleted`] (the defragmentation replays those deletions).
+//!   Replacing tables wholesale (a Raft snapshot install) is announced by
+//!   [`Backend::reload_consistent_index`], which makes a running defragmentation fail.
+//! - [`Backend::size`] and [`Backend::size_in_use`] are atomics, cheap enough to read on
+//!   every write (the quota check).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use redb::{Database, Durability, ReadableDatabase};
 
 use crate::schema::{META_CONSISTENT_INDEX, META_TABLE, META_TERM, SNAPSHOT_TABLES};
@@ -30,6 +41,9 @@ pub struct BackendConfig {
     /// redb's page cache. Pages beyond it are read through the OS page cache, which is not
     /// part of the server's resident memory (redb's own default is 1 GiB).
     pub cache_bytes: usize,
+    /// How often [`Backend::force_commit`] recomputes [`Backend::size_in_use`] exactly:
+    /// redb walks every page for it, so not at every idle commit.
+    pub size_stats_interval: Duration,
 }
 
 impl Default for BackendConfig {
@@ -38,6 +52,7 @@ impl Default for BackendConfig {
             batch_limit: 10_000,
             batch_interval: Duration::from_millis(100),
             cache_bytes: 64 << 20,
+            size_stats_interval: Duration::from_secs(10),
         }
     }
 }
@@ -49,23 +64,41 @@ struct BatchState {
     latest_index: u64,
 }
 
+/// Space accounting (etcd's `dbSize` / `dbSizeInUse`).
+struct SizeState {
+    /// The file's length, refreshed after every commit.
+    file: AtomicU64,
+    /// Allocated pages x page size, as of `stats_at`.
+    in_use: AtomicU64,
+    /// The file's length when `in_use` was computed.
+    file_at_stats: AtomicU64,
+    stats_at: Mutex<Option<Instant>>,
+}
+
 /// The redb-backed store shared by MVCC, leases and cluster metadata.
 pub struct Backend {
-    db: Database,
+    db: RwLock<Arc<Database>>,
+    /// Held while a write transaction begins, and by a defragmentation's swap.
+    write_gate: Mutex<()>,
     path: PathBuf,
     cfg: BackendConfig,
     batch: Mutex<BatchState>,
     durable_index: AtomicU64,
-    /// Bytes in use by live data as of the last [`Backend::force_commit`]: redb computes
-    /// it inside a write transaction, which Status must not open (it would wait for, and
-    /// then hold up, the apply loop).
-    in_use: AtomicU64,
+    sizes: SizeState,
+    /// Bumped whenever the tables were replaced wholesale.
+    pub(crate) generation: AtomicU64,
+    /// While a defragmentation runs: the KEY_TABLE keys deleted by commits since it began.
+    pub(crate) defrag_log: Mutex<Option<Vec<Vec<u8>>>>,
+    /// One defragmentation at a time.
+    pub(crate) defrag_running: Mutex<()>,
 }
 
 /// An open write transaction. Commit it with [`Backend::commit`].
 pub struct WriteTx {
     pub tx: redb::WriteTransaction,
     consistent_index: Option<u64>,
+    /// `Some` when a defragmentation was running as this transaction began.
+    deleted_keys: Option<Mutex<Vec<Vec<u8>>>>,
 }
 
 impl WriteTx {
@@ -77,26 +110,40 @@ impl WriteTx {
         self.consistent_index = Some(index);
         Ok(())
     }
+
+    /// Records that `key` was deleted from [`KEY_TABLE`](crate::schema::KEY_TABLE) in this transaction (compaction
+    /// must call it for every row it removes; a no-op unless a defragmentation is running).
+    /// Takes `&self` so it can be called while a table of this transaction is open.
+    pub fn note_key_deleted(&self, key: &[u8]) {
+        if let Some(d) = self.deleted_keys.as_ref() {
+            d.lock().push(key.to_vec());
+        }
+    }
+}
+
+/// Path of the file a defragmentation writes before renaming it over the database.
+pub(crate) fn defrag_tmp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".defrag");
+    path.with_file_name(name)
 }
 
 impl Backend {
-    /// Opens (creating if needed) the database at `path`.
+    /// Opens (creating if needed) the database at `path`. A leftover file of an interrupted
+    /// defragmentation is removed: the database it was meant to replace is still whole.
     pub fn open(path: &Path, cfg: BackendConfig) -> Result<Backend> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let db = Database::builder()
-            .set_cache_size(cfg.cache_bytes)
-            .create(path)?;
-        // Create every table up front so read transactions never miss one.
-        let tx = db.begin_write()?;
-        for t in SNAPSHOT_TABLES {
-            tx.open_table(t)?;
+        let tmp = defrag_tmp_path(path);
+        if tmp.exists() {
+            tracing::warn!(path = %tmp.display(), "removing the file of an interrupted defragmentation");
+            std::fs::remove_file(&tmp)?;
         }
-        tx.open_table(META_TABLE)?;
-        tx.commit()?;
+        let db = open_db(path, &cfg)?;
         let backend = Backend {
-            db,
+            db: RwLock::new(Arc::new(db)),
+            write_gate: Mutex::new(()),
             path: path.to_path_buf(),
             cfg,
             batch: Mutex::new(BatchState {
@@ -105,7 +152,15 @@ impl Backend {
                 latest_index: 0,
             }),
             durable_index: AtomicU64::new(0),
-            in_use: AtomicU64::new(0),
+            sizes: SizeState {
+                file: AtomicU64::new(0),
+                in_use: AtomicU64::new(0),
+                file_at_stats: AtomicU64::new(0),
+                stats_at: Mutex::new(None),
+            },
+            generation: AtomicU64::new(0),
+            defrag_log: Mutex::new(None),
+            defrag_running: Mutex::new(()),
         };
         backend.force_commit()?;
         let (ci, _) = backend.consistent_index()?;
@@ -114,13 +169,29 @@ impl Backend {
         Ok(backend)
     }
 
+    /// The database currently in use.
+    pub(crate) fn db(&self) -> Arc<Database> {
+        Arc::clone(&self.db.read())
+    }
+
+    pub(crate) fn config(&self) -> &BackendConfig {
+        &self.cfg
+    }
+
     /// Begins a write transaction (redb allows one at a time; callers serialize on it).
     pub fn write_tx(&self) -> Result<WriteTx> {
-        let mut tx = self.db.begin_write()?;
+        let _gate = self.write_gate.lock();
+        let mut tx = self.db().begin_write()?;
         tx.set_durability(Durability::None)?;
+        let deleted_keys = self
+            .defrag_log
+            .lock()
+            .as_ref()
+            .map(|_| Mutex::new(Vec::new()));
         Ok(WriteTx {
             tx,
             consistent_index: None,
+            deleted_keys,
         })
     }
 
@@ -140,22 +211,40 @@ impl Backend {
         self.commit_locked(&mut b, tx, true)
     }
 
-    /// Makes every earlier non-durable commit durable.
+    /// Makes every earlier non-durable commit durable. Every `size_stats_interval` it also
+    /// recomputes [`Backend::size_in_use`].
     pub fn force_commit(&self) -> Result<()> {
-        let tx = self.db.begin_write()?;
-        if let Ok(st) = tx.stats() {
-            let used = st.stored_bytes() + st.metadata_bytes() + st.fragmented_bytes();
-            self.in_use.store(used, Ordering::Release);
+        let tx = self.write_tx()?;
+        let due = self
+            .sizes
+            .stats_at
+            .lock()
+            .is_none_or(|t| t.elapsed() >= self.cfg.size_stats_interval);
+        if due {
+            self.record_stats(&tx.tx);
         }
         let mut b = self.batch.lock();
-        self.commit_locked(
-            &mut b,
-            WriteTx {
-                tx,
-                consistent_index: None,
-            },
-            true,
-        )
+        self.commit_locked(&mut b, tx, true)
+    }
+
+    /// Recomputes [`Backend::size_in_use`] now (after a compaction frees pages). Costs a
+    /// walk of every page inside a write transaction, so writes wait for it.
+    pub fn refresh_size_in_use(&self) -> Result<()> {
+        let tx = self.write_tx()?;
+        self.record_stats(&tx.tx);
+        drop(tx);
+        Ok(())
+    }
+
+    fn record_stats(&self, tx: &redb::WriteTransaction) {
+        if let Ok(st) = tx.stats() {
+            let used = st.allocated_pages() * st.page_size() as u64;
+            self.sizes.in_use.store(used, Ordering::Release);
+            self.sizes
+                .file_at_stats
+                .store(self.file_len(), Ordering::Release);
+            *self.sizes.stats_at.lock() = Some(Instant::now());
+        }
     }
 
     fn commit_locked(&self, b: &mut BatchState, mut tx: WriteTx, durable: bool) -> Result<()> {
@@ -168,6 +257,12 @@ impl Backend {
         fail::fail_point!("beforeCommit");
         tx.tx.commit()?;
         fail::fail_point!("afterCommit");
+        let deleted = tx.deleted_keys.take().map(Mutex::into_inner);
+        if let Some(deleted) = deleted.filter(|d| !d.is_empty()) {
+            if let Some(log) = self.defrag_log.lock().as_mut() {
+                log.extend(deleted);
+            }
+        }
         if let Some(ci) = ci {
             b.latest_index = b.latest_index.max(ci);
         }
@@ -178,6 +273,7 @@ impl Backend {
         } else {
             b.pending += 1;
         }
+        self.sizes.file.store(self.file_len(), Ordering::Release);
         Ok(())
     }
 
@@ -190,28 +286,24 @@ impl Backend {
 
     /// Begins a read transaction: a consistent view of the last commit, durable or not.
     pub fn read_tx(&self) -> Result<redb::ReadTransaction> {
-        Ok(self.db.begin_read()?)
+        Ok(self.db.read().begin_read()?)
     }
 
     /// The consistent index and term stored with the data (0, 0 for a new database).
     pub fn consistent_index(&self) -> Result<(u64, u64)> {
         let rtx = self.read_tx()?;
         let t = rtx.open_table(META_TABLE)?;
-        let get = |k: &str| -> Result<u64> {
-            Ok(t.get(k)?
-                .map(|v| {
-                    let mut b = [0u8; 8];
-                    b.copy_from_slice(&v.value()[..8]);
-                    u64::from_be_bytes(b)
-                })
-                .unwrap_or(0))
-        };
-        Ok((get(META_CONSISTENT_INDEX)?, get(META_TERM)?))
+        Ok((
+            meta_u64(&t, META_CONSISTENT_INDEX)?,
+            meta_u64(&t, META_TERM)?,
+        ))
     }
 
     /// Re-reads the consistent index after the tables were replaced wholesale (a snapshot
-    /// was installed) and treats it as durable (the install committed durably).
+    /// was installed) and treats it as durable (the install committed durably). A running
+    /// defragmentation fails (it cannot follow a wholesale replacement).
     pub fn reload_consistent_index(&self) -> Result<()> {
+        self.generation.fetch_add(1, Ordering::AcqRel);
         let (ci, _) = self.consistent_index()?;
         let mut b = self.batch.lock();
         b.latest_index = ci;
@@ -225,24 +317,99 @@ impl Backend {
         self.durable_index.load(Ordering::Acquire)
     }
 
-    /// The database file's size in bytes (etcd's `dbSize`).
-    pub fn size(&self) -> u64 {
+    fn file_len(&self) -> u64 {
         std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
     }
 
-    /// Bytes of the file in use by live data (etcd's `dbSizeInUse`), as of the last
-    /// durable commit the apply loop forced (when idle, at snapshots and at shutdown).
-    pub fn size_in_use(&self) -> u64 {
-        match self.in_use.load(Ordering::Acquire) {
-            0 => self.size(),
-            used => used,
+    /// The database file's size in bytes (etcd's `dbSize`), as of the last commit.
+    pub fn size(&self) -> u64 {
+        match self.sizes.file.load(Ordering::Acquire) {
+            0 => self.file_len(),
+            n => n,
         }
+    }
+
+    /// Bytes of the file in use by live data (etcd's `dbSizeInUse`): allocated pages as of
+    /// the last exact computation, plus whatever the file grew by since, at most the file's
+    /// size.
+    pub fn size_in_use(&self) -> u64 {
+        let size = self.size();
+        let used = self.sizes.in_use.load(Ordering::Acquire);
+        if used == 0 {
+            return size;
+        }
+        let grown = size.saturating_sub(self.sizes.file_at_stats.load(Ordering::Acquire));
+        (used + grown).min(size)
     }
 
     /// The file's path.
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Waits for the write transaction in flight, if any, and blocks new ones while `f`
+    /// runs with a read view of the latest commit and a place to put a new database.
+    pub(crate) fn exclusive<T>(
+        &self,
+        f: impl FnOnce(&Database, &mut Option<Database>) -> Result<T>,
+    ) -> Result<T> {
+        let _gate = self.write_gate.lock();
+        let old = self.db();
+        // Waits for the writer in flight; holding it (never committed) keeps any other
+        // user of `old` from writing while `f` runs.
+        let hold = old.begin_write()?;
+        // A writer that just committed finishes its bookkeeping (the defragmentation's
+        // deletion log) under the batch lock.
+        drop(self.batch.lock());
+        let mut replacement = None;
+        let out = f(&old, &mut replacement);
+        // Swap even when `f` failed after putting a replacement in place: the file at our
+        // path is the replacement from then on.
+        if let Some(new) = replacement {
+            *self.db.write() = Arc::new(new);
+            let mut b = self.batch.lock();
+            b.pending = 0;
+            b.last_durable = Instant::now();
+            self.durable_index.store(b.latest_index, Ordering::Release);
+            // A freshly written file is all in use; no page walk (it would hold writes).
+            let len = self.file_len();
+            self.sizes.file.store(len, Ordering::Release);
+            self.sizes.in_use.store(len, Ordering::Release);
+            self.sizes.file_at_stats.store(len, Ordering::Release);
+            *self.sizes.stats_at.lock() = Some(Instant::now());
+        }
+        drop(hold);
+        out
+    }
+}
+
+/// Opens `path` with `cfg`'s cache and creates every table, so read transactions never
+/// miss one.
+pub(crate) fn open_db(path: &Path, cfg: &BackendConfig) -> Result<Database> {
+    let db = Database::builder()
+        .set_cache_size(cfg.cache_bytes)
+        .create(path)?;
+    let tx = db.begin_write()?;
+    for t in SNAPSHOT_TABLES {
+        tx.open_table(t)?;
+    }
+    tx.open_table(META_TABLE)?;
+    tx.commit()?;
+    Ok(db)
+}
+
+/// A big-endian u64 meta value (0 when absent).
+pub(crate) fn meta_u64<T>(t: &T, key: &str) -> Result<u64>
+where
+    T: redb::ReadableTable<&'static str, &'static [u8]>,
+{
+    Ok(t.get(key)?
+        .and_then(|v| {
+            v.value()
+                .get(..8)
+                .map(|b| u64::from_be_bytes(b.try_into().unwrap_or([0; 8])))
+        })
+        .unwrap_or(0))
 }
 
 #[cfg(test)]

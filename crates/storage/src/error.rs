@@ -8,6 +8,12 @@ pub enum Error {
     Backend(#[from] redb::Error),
     #[error("raft log is corrupt: {0}")]
     Corrupt(String),
+    /// A snapshot file that is not one, is truncated or fails its checksum.
+    #[error("snapshot: {0}")]
+    Snapshot(String),
+    /// A defragmentation that could not finish (the database is left as it was).
+    #[error("defragment: {0}")]
+    Defrag(String),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -2,7 +2,7 @@
 //! `server/storage/schema`). Other crates name tables only through these constants.
 //!
 //! Invariants:
-//! - Every table listed in [`ALL_TABLES`] is created when the backend opens, so a read
+//! - Every table listed in [`SNAPSHOT_TABLES`] (and [`META_TABLE`]) is created when the backend opens, so a read
 //!   transaction never misses one.
 //! - Every table here travels in a Raft snapshot except [`META_TABLE`]'s member-local
 //!   keys ([`META_LOCAL_MEMBER_ID`]), which identify this member and stay as they are.
@@ -16,6 +16,8 @@ pub type BytesTable = TableDefinition<'static, &'static [u8], &'static [u8]>;
 pub type MetaTable = TableDefinition<'static, &'static str, &'static [u8]>;
 
 /// Revision-keyed MVCC data: key = revision bytes, value = encoded `mvccpb.KeyValue`.
+/// Rows are added once and deleted only by compaction, which notes each deletion with
+/// [`crate::WriteTx::note_key_deleted`] (an online defragmentation replays them).
 pub const KEY_TABLE: BytesTable = TableDefinition::new("key");
 /// Server metadata: consistent index/term, compaction revisions, identity, auth flags.
 pub const META_TABLE: MetaTable = TableDefinition::new("meta");
