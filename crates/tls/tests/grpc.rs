@@ -124,3 +124,40 @@ async fn tonic_over_mtls_reports_cn() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn incoming_is_not_blocked_by_silent_clients_and_stops_when_dropped() {
+    use futures::StreamExt;
+    let pki = Pki::new();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let acceptor = TlsAcceptor::new(pki.server_info(true))
+        .unwrap()
+        .with_handshake_timeout(std::time::Duration::from_secs(30));
+    let mut inc = incoming(listener, acceptor);
+    // Silent and plaintext clients first; they never reach the stream.
+    let _silent: Vec<_> =
+        futures::future::join_all((0..3).map(|_| tokio::net::TcpStream::connect(addr))).await;
+    let mut plain = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut plain, b"GET / HTTP/1.1\r\n\r\n")
+        .await
+        .unwrap();
+    let c = TlsConnector::new(&pki.client_info(Some("eve"), 22)).unwrap();
+    let _conn = c.connect("127.0.0.1", addr.port()).await.unwrap();
+    let s = tokio::time::timeout(STEP, inc.next())
+        .await
+        .expect("good client held up")
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.info().common_name(), Some("eve"));
+    drop(inc);
+    // The listener closes once the stream is gone.
+    let deadline = std::time::Instant::now() + STEP;
+    loop {
+        if tokio::net::TcpStream::connect(addr).await.is_err() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "listener still open");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
