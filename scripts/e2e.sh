@@ -34,7 +34,7 @@ set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export PATH="$HOME/.cargo/bin:$PATH"
-ETCD_SRC=/usr/share/gocode/src/go.etcd.io/etcd
+SUITE_SRC=/usr/share/gocode/src/go.etcd.io/etcd
 CI_LIST="$ROOT/scripts/e2e-ci.txt"
 V2_REGEX='^Test(CtlV2|V2Curl)'
 
@@ -74,7 +74,7 @@ apt_install() {
 install_deps() {
   local missing=()
   command -v go >/dev/null || missing+=(golang-go)
-  [ -d "$ETCD_SRC/tests/e2e" ] || missing+=(golang-etcd-server-dev)
+  [ -d "$SUITE_SRC/tests/e2e" ] || missing+=(golang-etcd-server-dev)
   [ -x /usr/bin/etcd ] || missing+=(etcd-server)
   [ -x /usr/bin/etcdctl ] || missing+=(etcd-client)
   command -v unshare >/dev/null || missing+=(util-linux)
@@ -118,16 +118,17 @@ run_one() {
   local t="$1" work="$OUT/work/$1" log="$OUT/logs/$1.log" start rc outcome
   rm -rf "$work"
   mkdir -p "$work/tests/e2e" "$work/tmp"
-  ln -s "$ETCD_SRC/integration" "$work/integration"
+  ln -s "$SUITE_SRC/integration" "$work/integration"
   cp "$ROOT/scripts/e2e/etcd.conf.yml.sample" "$work/etcd.conf.yml.sample"
   start=$(date +%s)
   # --kill-child: if timeout kills unshare, the namespace's init dies and the kernel kills
   # every process of the PID namespace (the servers the test started included).
-  (cd "$work/tests/e2e" && env TMPDIR="$work/tmp" timeout -k 10 "$PER_TEST" \
+  # EXPECT_DEBUG: the framework copies every line of the processes it drives into the log.
+  (cd "$work/tests/e2e" && env TMPDIR="$work/tmp" EXPECT_DEBUG=1 timeout -k 10 "$PER_TEST" \
       unshare --net --pid --fork --kill-child -- sh -c \
       'ip link set lo up && exec "$@"' sh \
       "$E2E/e2e.test" -test.run "^${t}\$" -test.v -test.timeout "$((PER_TEST - 15))s" \
-      -bin-dir "$BIN_DIR" -cert-dir "$ETCD_SRC/integration/fixtures") > "$log" 2>&1
+      -bin-dir "$BIN_DIR" -cert-dir "$SUITE_SRC/integration/fixtures") > "$log" 2>&1
   rc=$?
   if grep -q "^--- FAIL: ${t} " "$log"; then outcome=FAIL
   elif grep -q "^--- SKIP: ${t} " "$log"; then outcome=SKIP
@@ -173,7 +174,7 @@ else
 fi
 [ ${#TESTS[@]} -gt 0 ] || { echo "e2e.sh: no test matches" >&2; exit 1; }
 
-export MODE OUT E2E BIN_DIR ETCD_SRC PER_TEST ROOT
+export MODE OUT E2E BIN_DIR SUITE_SRC PER_TEST ROOT
 export -f run_one
 rm -rf "$OUT/logs" "$OUT/work"
 mkdir -p "$OUT/logs"
