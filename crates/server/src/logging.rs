@@ -20,21 +20,31 @@ use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+use tracing_subscriber::fmt::writer::{BoxMakeWriter, MakeWriterExt};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
-/// Installs the global subscriber writing to stderr: zap-style JSON lines if
-/// `json`, human-readable text otherwise. `level` is a zap level name
-/// (`debug`, `info`, `warn`, `error`, `dpanic`, `panic`, `fatal`; anything else
-/// means `info`); `RUST_LOG` overrides it. Does nothing if a global subscriber
-/// is already installed.
-pub fn init(level: &str, json: bool) {
+use crate::config::LogOutput;
+
+/// Installs the global subscriber writing to each of `outputs` (`--log-outputs`; stderr
+/// if empty): zap-style JSON lines if `json`, human-readable text otherwise. `level` is a
+/// zap level name (`debug`, `info`, `warn`, `error`, `dpanic`, `panic`, `fatal`; anything
+/// else means `info`); `RUST_LOG` overrides it. Does nothing if a global subscriber is
+/// already installed.
+pub fn init(level: &str, json: bool, outputs: &[LogOutput]) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(directives(level)));
+    let to_stdout = outputs.contains(&LogOutput::Stdout);
+    let to_stderr = outputs.contains(&LogOutput::Stderr) || !to_stdout;
+    let writer = match (to_stderr, to_stdout) {
+        (true, true) => BoxMakeWriter::new(std::io::stderr.and(std::io::stdout)),
+        (false, true) => BoxMakeWriter::new(std::io::stdout),
+        _ => BoxMakeWriter::new(std::io::stderr),
+    };
     // Err only if a global subscriber already exists, which is fine (tests, embedding).
-    let _ = subscriber(filter, json, std::io::stderr).try_init();
+    let _ = subscriber(filter, json, writer).try_init();
 }
 
 /// The subscriber [`init`] installs, writing to `writer`.

@@ -42,7 +42,7 @@ fn main() -> ExitCode {
             return ExitCode::from(e.exit_code().clamp(1, 255) as u8);
         }
     };
-    logging::init(cfg.log_level.as_str(), true);
+    logging::init(cfg.log_level.as_str(), true, &cfg.log_outputs);
     for w in &cfg.warnings {
         tracing::warn!("{w}");
     }
@@ -115,6 +115,17 @@ async fn run(cfg: config::Config) -> Result<()> {
         let (published_tx, published_rx) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
             server.publish_attributes(name).await;
+            // etcd logs this once the member knows the cluster version; tools (etcd's own e2e
+            // suite) wait for it and for "published" before using a member. oxcd's cluster
+            // version is fixed, so it is known once this member's view is current.
+            tracing::info!(
+                "cluster-version" = oxcd_api::ETCD_CLUSTER_VERSION
+                    .rsplit_once('.')
+                    .map_or(oxcd_api::ETCD_CLUSTER_VERSION, |(major_minor, _)| {
+                        major_minor
+                    }),
+                "enabled capabilities for version"
+            );
             let _ = published_tx.send(());
         });
         published_rx

@@ -132,6 +132,10 @@ pub(super) struct Flags {
     /// Set level of detail for exported metrics, specify 'extensive' to include server side grpc histogram metrics.
     #[arg(long, value_name = "LEVEL", default_value = "basic")]
     pub(super) metrics: String,
+    /// Path to the server configuration file (etcd's YAML keys); other flags and ETCD_*
+    /// environment variables are then ignored.
+    #[arg(long, value_name = "FILE")]
+    pub(super) config_file: Option<String>,
     /// Print the version and exit.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
           default_missing_value = "true", default_value = "false")]
@@ -182,19 +186,15 @@ pub(super) const UNSUPPORTED: &[Unsupported] = &[
     unsupported("cipher-suites", false, TLS),
     unsupported("tls-min-version", false, TLS),
     unsupported("tls-max-version", false, TLS),
-    unsupported(
-        "config-file",
-        false,
-        "configuration files are not implemented; use flags or ETCD_* variables",
-    ),
     unsupported("discovery", false, DISCOVERY),
     unsupported("discovery-srv", false, DISCOVERY),
     unsupported("discovery-srv-name", false, DISCOVERY),
     unsupported("discovery-proxy", false, DISCOVERY),
+    // The fallback only matters with --discovery (refused above): its values are accepted.
     Unsupported {
         name: "discovery-fallback",
         boolean: false,
-        off: &["exit"],
+        off: &["exit", "proxy"],
         reason: DISCOVERY,
     },
     Unsupported {
@@ -203,12 +203,12 @@ pub(super) const UNSUPPORTED: &[Unsupported] = &[
         off: &["off"],
         reason: PROXY,
     },
-    unsupported("proxy-failure-wait", false, PROXY),
-    unsupported("proxy-refresh-interval", false, PROXY),
-    unsupported("proxy-dial-timeout", false, PROXY),
-    unsupported("proxy-write-timeout", false, PROXY),
-    unsupported("proxy-read-timeout", false, PROXY),
     unsupported("enable-v2", true, "the v2 API is not implemented"),
+    unsupported(
+        "experimental-enable-v2v3",
+        false,
+        "the v2 API is not implemented",
+    ),
     Unsupported {
         name: "auth-token",
         boolean: false,
@@ -220,6 +220,15 @@ pub(super) const UNSUPPORTED: &[Unsupported] = &[
 /// Recognised etcd tuning flags that have no meaning in oxcd: accepted with a
 /// warning. `(name, boolean)`.
 pub(super) const IGNORED: &[(&str, bool)] = &[
+    // The v2 proxy's timings (the proxy itself is refused above).
+    ("proxy-failure-wait", false),
+    ("proxy-refresh-interval", false),
+    ("proxy-dial-timeout", false),
+    ("proxy-write-timeout", false),
+    ("proxy-read-timeout", false),
+    // HTTP CORS / Host checks of etcd's v2 and gateway HTTP endpoints.
+    ("cors", false),
+    ("host-whitelist", false),
     ("max-snapshots", false),
     ("max-wals", false),
     ("backend-batch-interval", false),
@@ -246,6 +255,17 @@ pub(super) const IGNORED: &[(&str, bool)] = &[
     ("experimental-wait-cluster-ready-timeout", false),
     ("experimental-memory-mlock", true),
     ("warning-unary-request-duration", false),
+    ("experimental-backend-bbolt-freelist-type", false),
+    ("experimental-peer-skip-client-san-verification", true),
+    // capnslog's per-package levels (etcd 3.4, removed in 3.5).
+    ("log-package-levels", false),
+    // Until the auth work implements them: JWT/simple token lifetime and bcrypt cost.
+    ("auth-token-ttl", false),
+    ("bcrypt-cost", false),
+    // etcd 3.4's deprecated `--debug` (= `--log-level=debug`) is handled by the builder.
+    ("debug", true),
+    // Validity of --auto-tls certificates (auto-tls itself is refused above).
+    ("self-signed-cert-validity", false),
     ("experimental-warning-unary-request-duration", false),
 ];
 

@@ -11,11 +11,16 @@
 //! * Flags are accepted in every form Go's `flag` package accepts: `-name v`,
 //!   `-name=v`, `--name v`, `--name=v`; boolean flags take `--flag` or
 //!   `--flag=<bool>` (never a separate value). Repeating a flag: the last wins.
-//! * Nothing is silently dropped when it matters: etcd features oxcd does not
-//!   implement yet (TLS, discovery, proxy, config file, v2 API, JWT tokens) are
-//!   recognised and make parsing fail if they are *enabled* (set to anything
-//!   but their "off" value). A few etcd tuning knobs with no meaning in oxcd
-//!   are accepted with a warning. Anything else unknown is an error.
+//! * `--config-file` (or `ETCD_CONFIG_FILE`) names a YAML file with etcd's keys; as in
+//!   etcd, its settings then replace the command line and the environment entirely
+//!   (ignored flags are reported in [`Config::warnings`]). The file goes through the same
+//!   parsing and checks as flags, with errors naming the key and the file.
+//! * Nothing is silently dropped: etcd features oxcd does not implement yet (TLS,
+//!   discovery, proxy, v2 API, JWT tokens) are recognised and make parsing fail if they
+//!   are *enabled* (set to anything but their "off" value). etcd flags that oxcd accepts
+//!   but does not act on (tuning knobs, and settings not implemented yet such as
+//!   `--quota-backend-bytes`, `--auto-compaction-*`, `--wal-dir`) each add a warning
+//!   saying they are ignored. Anything else unknown is an error.
 //! * A [`Config`] returned by [`Config::from_args`] has passed every check that
 //!   depends on the flags alone: all URLs are `http://host:port` with no path,
 //!   listen URLs bind to an IP or `localhost`, and the election timeout is at
@@ -27,7 +32,8 @@
 //!   (`http://host:port`, no trailing slash, explicit port).
 //!
 //! Layout: this module holds [`Config`], its types and accessors; `flags` the clap
-//! definitions and Go-style argv normalisation; `env` the `ETCD_*` variables; `validate`
+//! definitions and Go-style argv normalisation; `env` the `ETCD_*` variables; `file` the
+//! config file; `validate`
 //! the typed build and bootstrap checks; `parse` the value parsers; `tests` the unit tests.
 //!
 //! Errors use etcd's wording where practical, e.g.
@@ -35,6 +41,7 @@
 //! `invalid value "foo" for ETCD_LISTEN_CLIENT_URLS: ...`.
 
 mod env;
+mod file;
 mod flags;
 mod parse;
 #[cfg(test)]
@@ -114,6 +121,14 @@ pub enum ConfigError {
     ElectionTimeoutTooLong {
         /// `--election-timeout` in milliseconds.
         election_ms: u64,
+    },
+    /// `--config-file` cannot be read or is not etcd's YAML.
+    #[error("cannot load config file {path}: {reason}")]
+    ConfigFile {
+        /// The file, as given.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
     },
     /// `--listen-client-urls` was set but `--advertise-client-urls` was not.
     #[error("--advertise-client-urls is required when --listen-client-urls is set explicitly")]
@@ -323,6 +338,15 @@ impl Config {
             return Err(ConfigError::Version);
         }
 
+        let config_file = cli
+            .get_one::<String>("config_file")
+            .cloned()
+            .or_else(|| env(&env::env_key("config-file")))
+            .filter(|path| !path.is_empty());
+        if let Some(path) = config_file {
+            return Self::from_file(&cmd, &cli, &path);
+        }
+
         let EnvArgs {
             args: from_env,
             origin: env_origin,
@@ -339,6 +363,46 @@ impl Config {
         Builder {
             matches: &matches,
             env_origin,
+            warnings,
+        }
+        .build(flags)
+    }
+
+    /// etcd's `configFromFile`: the file's settings alone, flags and environment ignored.
+    fn from_file(
+        cmd: &clap::Command,
+        cli: &clap::ArgMatches,
+        path: &str,
+    ) -> Result<Self, ConfigError> {
+        let file::FileArgs {
+            args,
+            origin,
+            mut warnings,
+        } = file::load(cmd, path)?;
+        let ignored: Vec<String> = cmd
+            .get_arguments()
+            .filter(|arg| {
+                let id = arg.get_id().as_str();
+                id != "config_file"
+                    && cli.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+            })
+            .map(|arg| format!("--{}", arg.get_long().unwrap_or_default()))
+            .collect();
+        if !ignored.is_empty() {
+            warnings.push(format!(
+                "loaded server configuration from {path}; command-line flags {} are ignored",
+                ignored.join(" ")
+            ));
+        }
+        let argv = std::iter::once(OsString::from("oxcd")).chain(args);
+        let matches = cmd
+            .clone()
+            .try_get_matches_from(argv)
+            .map_err(ConfigError::from_clap)?;
+        let flags = Flags::from_arg_matches(&matches).map_err(ConfigError::from_clap)?;
+        Builder {
+            matches: &matches,
+            env_origin: origin,
             warnings,
         }
         .build(flags)

@@ -69,9 +69,12 @@ impl Builder<'_> {
             }
         }
         for &(name, _) in IGNORED {
+            if name == "debug" {
+                continue;
+            }
             if self.is_set(name) {
                 self.warnings.push(format!(
-                    "--{name} is accepted for etcd compatibility but has no effect in oxcd"
+                    "--{name} is accepted for etcd compatibility but ignored: it has no effect in oxcd"
                 ));
             }
         }
@@ -166,7 +169,13 @@ impl Builder<'_> {
         )?;
         let enable_pprof = self.parse("enable_pprof", &f.enable_pprof, parse_go_bool)?;
 
-        let log_level = self.parse("log_level", &f.log_level, parse_log_level)?;
+        let mut log_level = self.parse("log_level", &f.log_level, parse_log_level)?;
+        // etcd 3.4's deprecated `--debug`.
+        if let Some(debug) = self.matches.get_one::<String>("debug") {
+            if self.parse("debug", debug, parse_go_bool)? {
+                log_level = LogLevel::Debug;
+            }
+        }
         self.parse("logger", &f.logger, |s| match s {
             "zap" => Ok(()),
             "capnslog" => Err("--logger=capnslog is removed in v3.5; use 'zap'".to_owned()),
@@ -187,6 +196,14 @@ impl Builder<'_> {
             "extensive" => Ok(Metrics::Extensive),
             _ => Err(r#"valid values are "basic", "extensive""#.to_owned()),
         })?;
+
+        self.warn_not_implemented(&NotImplemented {
+            wal_dir: wal_dir.is_some(),
+            quota_backend_bytes,
+            auto_compaction: auto_compaction.is_some(),
+            enable_pprof,
+            extensive_metrics: metrics == Metrics::Extensive,
+        });
 
         // Validation in the order of etcd's `embed.Config.Validate`.
         for url in listen_peer_urls
@@ -254,6 +271,40 @@ impl Builder<'_> {
         })
     }
 
+    /// One warning per setting that is parsed and checked but not acted on yet, naming it
+    /// as ignored (the maintenance and metrics work implement them).
+    fn warn_not_implemented(&mut self, n: &NotImplemented) {
+        let mut ignored = |what: &str, effect: &str| {
+            self.warnings.push(format!(
+                "{what} is not implemented yet and is ignored: {effect}"
+            ));
+        };
+        if n.wal_dir {
+            ignored("--wal-dir", "the WAL stays in <data-dir>/member/wal");
+        }
+        if n.quota_backend_bytes != 0 {
+            ignored(
+                "--quota-backend-bytes",
+                "no backend quota is enforced and no NOSPACE alarm is raised",
+            );
+        }
+        if n.auto_compaction {
+            ignored(
+                "--auto-compaction-mode/--auto-compaction-retention",
+                "no automatic compaction runs; compact explicitly",
+            );
+        }
+        if n.enable_pprof {
+            ignored("--enable-pprof", "oxcd serves no /debug/pprof endpoint");
+        }
+        if n.extensive_metrics {
+            ignored(
+                "--metrics=extensive",
+                "no gRPC server handling-time histograms are exported",
+            );
+        }
+    }
+
     /// etcd's `parseCompactionRetention`: an integer is hours (periodic) or
     /// revisions (revision); otherwise a Go duration (periodic only here).
     fn parse_auto_compaction(
@@ -290,6 +341,15 @@ impl Builder<'_> {
         })?;
         Ok(compaction)
     }
+}
+
+/// The settings [`Builder::warn_not_implemented`] looks at.
+struct NotImplemented {
+    wal_dir: bool,
+    quota_backend_bytes: i64,
+    auto_compaction: bool,
+    enable_pprof: bool,
+    extensive_metrics: bool,
 }
 
 /// etcd's `checkBindURLs`: a listen URL's host must be an IP or `localhost`.
