@@ -6,7 +6,9 @@
 #      dir (target/failpoints, for the robustness suite's fail-point scenario, exported as
 #      OXCD_FAILPOINTS_BIN) and runs `cargo test --workspace` (against oxcd);
 #   3. runs the compat pass against real etcd (the same tests must pass on both);
-#   4. runs the Python tests against oxcd and against etcd.
+#   4. runs the Python tests against oxcd and against etcd;
+#   5. runs the CI subset of etcd 3.4.23's own e2e suite against oxcd (scripts/e2e.sh --ci);
+#   6. checks formatting (cargo fmt --check) and lints (cargo clippy -D warnings).
 # Every step runs even if an earlier one failed; the exit status is non-zero if any failed.
 # Servers are started by the tests themselves on 127.0.0.1 with random ports.
 set -uo pipefail
@@ -95,6 +97,7 @@ export -f log apt_install install_etcd venv_ok install_venv pytest_run
 
 step "install etcd 3.4 and protoc (apt)" 900 install_etcd
 step "install python venv" 900 install_venv
+step "cargo fmt --check" 300 cargo fmt --all -- --check
 OXCD_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/oxcd"
 # The failpoints build gets its own target dir so the normal one is untouched. If it fails,
 # the fail-point scenario reports that (it fails when the binary is missing).
@@ -103,14 +106,19 @@ export OXCD_FAILPOINTS_BIN="$FP_TARGET/debug/oxcd"
 step "cargo build oxcd --features failpoints" 2400 \
   cargo build -p oxcd-server --features failpoints --target-dir "$FP_TARGET"
 if step "cargo build (workspace, all targets)" 2400 cargo test --workspace --no-run; then
+  step "cargo clippy -D warnings" 1800 cargo clippy --workspace --all-targets -- -D warnings
   step "cargo test --workspace (oxcd)" 1800 env OXCD_TEST_SERVER=oxcd cargo test --workspace --no-fail-fast
   step "cargo compat tests (real etcd)" 900 \
     env OXCD_TEST_SERVER=etcd cargo test --no-fail-fast -p oxcd-server --test it -- etcdctl_kv:: errors:: kv_client::
   step "python tests (oxcd)" 600 env OXCD_TEST_SERVER=oxcd OXCD_BIN="$OXCD_BIN" bash -c pytest_run
+  # etcd 3.4.23's own e2e suite, the subset that fits CI (scripts/e2e-ci.txt); the full
+  # suite is `scripts/e2e.sh` (and `--reference` for Debian's etcd).
+  step "etcd e2e suite (CI subset)" 1800 bash scripts/e2e.sh --ci
 else
   FAILED+=("cargo test --workspace (oxcd): skipped, build failed")
   FAILED+=("cargo compat tests (real etcd): skipped, build failed")
   FAILED+=("python tests (oxcd): skipped, build failed")
+  FAILED+=("etcd e2e suite (CI subset): skipped, build failed")
 fi
 step "python tests (real etcd)" 600 env OXCD_TEST_SERVER=etcd bash -c pytest_run
 
