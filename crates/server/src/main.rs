@@ -168,6 +168,10 @@ async fn run(cfg: config::Config) -> Result<()> {
         max_request_bytes: cfg.max_request_bytes * 4 / 3 + 64 * 1024,
         health_timeout: Duration::from_secs(2),
     };
+    let serve_cfg = oxcd_http::ServeConfig {
+        max_concurrent_streams: Some(cfg.max_concurrent_streams),
+        ..Default::default()
+    };
     let (client_stop_tx, client_stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -187,7 +191,7 @@ async fn run(cfg: config::Config) -> Result<()> {
             client_incoming(l),
             routes.clone(),
             http,
-            oxcd_http::ServeConfig::default(),
+            serve_cfg.clone(),
             stopped(client_stop_rx.clone()),
         )));
     }

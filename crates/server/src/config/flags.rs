@@ -66,6 +66,9 @@ pub(super) struct Flags {
     /// Maximum number of operations permitted in a transaction.
     #[arg(long, value_name = "N", default_value = "128")]
     pub(super) max_txn_ops: String,
+    /// Maximum concurrent streams that each client can open at a time.
+    #[arg(long, value_name = "N", default_value = "4294967295")]
+    pub(super) max_concurrent_streams: String,
     /// Number of committed transactions to trigger a snapshot to disk.
     #[arg(long, value_name = "N", default_value = "100000")]
     pub(super) snapshot_count: String,
@@ -237,7 +240,6 @@ pub(super) const IGNORED: &[(&str, bool)] = &[
     ("grpc-keepalive-min-time", false),
     ("grpc-keepalive-interval", false),
     ("grpc-keepalive-timeout", false),
-    ("max-concurrent-streams", false),
     ("initial-election-tick-advance", true),
     ("unsafe-no-fsync", true),
     ("enable-grpc-gateway", true),

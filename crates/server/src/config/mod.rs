@@ -276,6 +276,8 @@ pub struct Config {
     pub max_request_bytes: usize,
     /// `--max-txn-ops`.
     pub max_txn_ops: usize,
+    /// `--max-concurrent-streams`: HTTP/2 streams per client connection.
+    pub max_concurrent_streams: u32,
     /// `--snapshot-count`.
     pub snapshot_count: u64,
     /// `--snapshot-catchup-entries` (alias `--experimental-snapshot-catchup-entries`).

@@ -142,6 +142,11 @@ impl Builder<'_> {
         let max_request_bytes =
             self.parse("max_request_bytes", &f.max_request_bytes, parse_go_usize)?;
         let max_txn_ops = self.parse("max_txn_ops", &f.max_txn_ops, parse_go_usize)?;
+        let max_concurrent_streams =
+            self.parse("max_concurrent_streams", &f.max_concurrent_streams, |s| {
+                let n = parse_go_usize(s)?;
+                u32::try_from(n).map_err(|_| "value out of range".to_owned())
+            })?;
         let snapshot_count = self.parse("snapshot_count", &f.snapshot_count, parse_go_uint)?;
         let snapshot_catchup_entries = self.parse(
             "snapshot_catchup_entries",
@@ -252,6 +257,7 @@ impl Builder<'_> {
             initial_cluster_state,
             max_request_bytes,
             max_txn_ops,
+            max_concurrent_streams,
             snapshot_count,
             snapshot_catchup_entries,
             heartbeat_interval: Duration::from_millis(heartbeat_ms),
