@@ -74,19 +74,19 @@ pub struct Global {
     #[arg(long, env = "ETCDCTL_HEX", global = true, num_args = 0..=1, default_missing_value = "true", default_value = "false", action = ArgAction::Set)]
     pub hex: bool,
     /// username[:password] for authentication (prompt if password is not supplied)
-    #[arg(long, env = "ETCDCTL_USER", global = true)]
+    #[arg(long = "user", id = "auth_user", env = "ETCDCTL_USER", global = true)]
     pub user: Option<String>,
     /// password for authentication (if this option is used, --user option shouldn't include password)
-    #[arg(long, env = "ETCDCTL_PASSWORD", global = true)]
+    #[arg(long = "password", id = "auth_password", env = "ETCDCTL_PASSWORD", global = true)]
     pub password: Option<String>,
     /// verify certificates of TLS-enabled secure servers using this CA bundle
-    #[arg(long, env = "ETCDCTL_CACERT", global = true)]
+    #[arg(long = "cacert", id = "tls_cacert", env = "ETCDCTL_CACERT", global = true)]
     pub cacert: Option<String>,
     /// identify secure client using this TLS certificate file
-    #[arg(long, env = "ETCDCTL_CERT", global = true)]
+    #[arg(long = "cert", id = "tls_cert", env = "ETCDCTL_CERT", global = true)]
     pub cert: Option<String>,
     /// identify secure client using this TLS key file
-    #[arg(long, env = "ETCDCTL_KEY", global = true)]
+    #[arg(long = "key", id = "tls_key", env = "ETCDCTL_KEY", global = true)]
     pub key: Option<String>,
     /// disable transport security for client connections
     #[arg(long, env = "ETCDCTL_INSECURE_TRANSPORT", global = true, num_args = 0..=1, default_missing_value = "true", default_value = "true", action = ArgAction::Set)]

@@ -2,7 +2,8 @@
 //! environment variables, over `oxcd-client`.
 //!
 //! Invariants:
-//! - Output goes to stdout exactly as etcdctl 3.4 prints it for the chosen `-w` format;
+//! - Output goes to stdout (stderr where etcdctl uses it, e.g. `endpoint health`) exactly
+//!   as etcdctl 3.4 prints it for the chosen `-w` format;
 //!   errors go to stderr as `Error: <message>` with etcdctl's exit codes ([`exit`]).
 //! - Beyond etcdctl: a failure to reach the cluster names the endpoint that failed.
 //! - Every unary command runs under `--command-timeout`; streaming commands (watch,

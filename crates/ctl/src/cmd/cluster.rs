@@ -302,7 +302,7 @@ pub async fn endpoint(ctx: &Ctx, a: EndpointArgs) -> CtlResult {
                 Format::Simple => {
                     for h in &hs {
                         if h.ok {
-                            println!(
+                            eprintln!(
                                 "{} is healthy: successfully committed proposal: took = {}",
                                 h.ep, h.took
                             );

@@ -80,7 +80,7 @@ fn sort_target(s: &str) -> i32 {
 }
 
 /// Key, value and options of a put.
-pub fn put_op(a: &PutArgs) -> CtlResult<(Vec<u8>, Vec<u8>, PutOptions)> {
+pub fn put_op(a: &PutArgs, allow_stdin: bool) -> CtlResult<(Vec<u8>, Vec<u8>, PutOptions)> {
     let Some(key) = a.key.clone() else {
         return Err(bad_args(
             "put command needs 1 argument and input from stdin or 2 arguments",
@@ -94,6 +94,9 @@ pub fn put_op(a: &PutArgs) -> CtlResult<(Vec<u8>, Vec<u8>, PutOptions)> {
             ))
         }
         (None, true) => String::new(),
+        (None, false) if !allow_stdin => {
+            return Err(bad_args("put command needs 1 argument and input from stdin or 2 arguments"))
+        }
         (None, false) => {
             let mut s = String::new();
             std::io::stdin()
@@ -108,8 +111,12 @@ pub fn put_op(a: &PutArgs) -> CtlResult<(Vec<u8>, Vec<u8>, PutOptions)> {
             s.trim_end_matches('\n').to_string()
         }
     };
-    let lease = i64::from_str_radix(&a.lease, 16)
-        .map_err(|e| bad_args(format!("bad lease ID ({e}), expecting ID in Hex")))?;
+    let lease = i64::from_str_radix(&a.lease, 16).map_err(|e| {
+        bad_args(format!(
+            "bad lease ID ({}), expecting ID in Hex",
+            super::go_parse_err("ParseInt", &a.lease, &e)
+        ))
+    })?;
     Ok((
         key.into_bytes(),
         value.into_bytes(),
@@ -312,7 +319,7 @@ pub async fn get(ctx: &Ctx, a: GetArgs) -> CtlResult {
 }
 
 pub async fn put(ctx: &Ctx, a: PutArgs) -> CtlResult {
-    let (k, v, o) = put_op(&a)?;
+    let (k, v, o) = put_op(&a, true)?;
     let c = ctx.client().await?;
     let r = ctx.timed(c.put(k, v, &o)).await?;
     emit(
@@ -353,7 +360,15 @@ fn read_txn(interactive: bool) -> CtlResult<pb::TxnRequest> {
             }
         }
     };
-    let invalid = |e: String| CtlError::new(exit::BAD_ARGS, e);
+    let invalid = |e: String| {
+        // etcdctl: its get/put/del argument checks exit 128, parse errors 3.
+        let code = if e.starts_with("malformed") || e.starts_with("invalid txn") {
+            exit::INVALID_INPUT
+        } else {
+            exit::BAD_ARGS
+        };
+        CtlError::new(code, e)
+    };
     let cmps = section("compares:")?;
     let succ = section("success requests (get, put, del):")?;
     let fail = section("failure requests (get, put, del):")?;
@@ -377,9 +392,6 @@ pub async fn txn(ctx: &Ctx, a: TxnArgs) -> CtlResult {
     let req = read_txn(a.interactive)?;
     let c = ctx.client().await?;
     let r = ctx.timed(c.txn_raw(req)).await?;
-    if a.interactive && ctx.fmt == Format::Simple {
-        println!();
-    }
     emit(
         ctx,
         || json::txn(&r),

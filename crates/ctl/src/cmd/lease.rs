@@ -4,7 +4,7 @@
 //! JSON output flattens the response header like clientv3's lease response structs.
 
 use super::kv::fields_hdr;
-use super::{bad_args, parse_hex, print_pb, Ctx, Format};
+use super::{bad_args, print_pb, Ctx, Format};
 use crate::cli::LeaseCmd;
 use crate::{exit, json, CtlError, CtlResult};
 
@@ -43,7 +43,7 @@ pub async fn run(ctx: &Ctx, cmd: LeaseCmd) -> CtlResult {
             }
         }
         LeaseCmd::Revoke { id } => {
-            let id = parse_hex(&id, "lease")? as i64;
+            let id = super::parse_lease(&id)?;
             let c = ctx.client().await?;
             let r = ctx
                 .timed(c.lease_revoke(id))
@@ -67,7 +67,7 @@ pub async fn run(ctx: &Ctx, cmd: LeaseCmd) -> CtlResult {
             }
         }
         LeaseCmd::Timetolive { id, keys } => {
-            let id = parse_hex(&id, "lease")? as i64;
+            let id = super::parse_lease(&id)?;
             let c = ctx.client().await?;
             let r = ctx.timed(c.lease_time_to_live(id, keys)).await?;
             match ctx.fmt {
@@ -156,7 +156,7 @@ pub async fn run(ctx: &Ctx, cmd: LeaseCmd) -> CtlResult {
             }
         }
         LeaseCmd::KeepAlive { id, once } => {
-            let id = parse_hex(&id, "lease")? as i64;
+            let id = super::parse_lease(&id)?;
             let c = ctx.client().await?;
             let print = |ttl: i64| match ctx.fmt {
                 Format::Json => println!(

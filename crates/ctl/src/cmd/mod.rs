@@ -175,10 +175,34 @@ pub fn bad_args(msg: impl Into<String>) -> CtlError {
     CtlError::new(exit::BAD_ARGS, msg)
 }
 
-/// Parse a hexadecimal id (lease or member).
+/// Go's `strconv` error text for a failed integer parse of `s`.
+pub fn go_parse_err(func: &str, s: &str, e: &std::num::ParseIntError) -> String {
+    use std::num::IntErrorKind::*;
+    let why = match e.kind() {
+        PosOverflow | NegOverflow => "value out of range",
+        _ => "invalid syntax",
+    };
+    format!("strconv.{func}: parsing {s:?}: {why}")
+}
+
+/// Parse a hexadecimal member id.
 pub fn parse_hex(s: &str, what: &str) -> CtlResult<u64> {
-    u64::from_str_radix(s, 16)
-        .map_err(|e| bad_args(format!("bad {what} ID arg ({e}), expecting ID in Hex")))
+    u64::from_str_radix(s, 16).map_err(|e| {
+        bad_args(format!(
+            "bad {what} ID arg ({}), expecting ID in Hex",
+            go_parse_err("ParseUint", s, &e)
+        ))
+    })
+}
+
+/// Parse a hexadecimal lease id (etcdctl parses it as a signed 64-bit number).
+pub fn parse_lease(s: &str) -> CtlResult<i64> {
+    i64::from_str_radix(s, 16).map_err(|e| {
+        bad_args(format!(
+            "bad lease ID arg ({}), expecting ID in Hex",
+            go_parse_err("ParseInt", s, &e)
+        ))
+    })
 }
 
 pub async fn run(cli: Cli) -> CtlResult {
