@@ -206,7 +206,9 @@ fn cache_survives_leader_kill_and_compaction() {
     // Stall the cache's stream: its member (the leader) stops answering.
     let before = cache.health().revision;
     cl.pause(leader);
-    cl.wait_leader(&others, Duration::from_secs(20));
+    let old_id = cl.members[leader].id;
+    cl.try_wait_leader(&others, Duration::from_secs(30), old_id)
+        .expect("a new leader among the other two");
     std::thread::sleep(Duration::from_millis(1000));
     // Compact past everything the stalled cache has seen.
     let compacted = rt.block_on(async {
@@ -224,7 +226,8 @@ fn cache_survives_leader_kill_and_compaction() {
                 .await
             {
                 rev = r.header.unwrap().revision;
-                if c.compact(rev, true).await.is_ok() {
+                // Only once the writers got past the stalled cache.
+                if rev > before + 20 && c.compact(rev, true).await.is_ok() {
                     break;
                 }
             }

@@ -77,10 +77,20 @@ pub struct Global {
     #[arg(long = "user", id = "auth_user", env = "ETCDCTL_USER", global = true)]
     pub user: Option<String>,
     /// password for authentication (if this option is used, --user option shouldn't include password)
-    #[arg(long = "password", id = "auth_password", env = "ETCDCTL_PASSWORD", global = true)]
+    #[arg(
+        long = "password",
+        id = "auth_password",
+        env = "ETCDCTL_PASSWORD",
+        global = true
+    )]
     pub password: Option<String>,
     /// verify certificates of TLS-enabled secure servers using this CA bundle
-    #[arg(long = "cacert", id = "tls_cacert", env = "ETCDCTL_CACERT", global = true)]
+    #[arg(
+        long = "cacert",
+        id = "tls_cacert",
+        env = "ETCDCTL_CACERT",
+        global = true
+    )]
     pub cacert: Option<String>,
     /// identify secure client using this TLS certificate file
     #[arg(long = "cert", id = "tls_cert", env = "ETCDCTL_CERT", global = true)]

@@ -141,7 +141,9 @@ pub fn parse_request(line: &str) -> Result<RequestOp, String> {
     let op = TxnOp::try_parse_from(&words).map_err(|_| invalid())?;
     match op {
         TxnOp::Get(a) => crate::cmd::kv::get_op(&a).map(|(k, o)| oxcd_client::Op::get(k, &o)),
-        TxnOp::Put(a) => crate::cmd::kv::put_op(&a, false).map(|(k, v, o)| oxcd_client::Op::put(k, v, &o)),
+        TxnOp::Put(a) => {
+            crate::cmd::kv::put_op(&a, false).map(|(k, v, o)| oxcd_client::Op::put(k, v, &o))
+        }
         TxnOp::Del(a) => crate::cmd::kv::del_op(&a).map(|(k, o)| oxcd_client::Op::delete(k, &o)),
     }
     .map_err(|e| match e {

@@ -104,7 +104,13 @@ fn mask_took_cell(l: &str) -> String {
     cells
         .iter()
         .enumerate()
-        .map(|(i, c)| if i == 3 { " T ".to_string() } else { c.to_string() })
+        .map(|(i, c)| {
+            if i == 3 {
+                " T ".to_string()
+            } else {
+                c.to_string()
+            }
+        })
         .collect::<Vec<_>>()
         .join("|")
 }
@@ -158,7 +164,10 @@ impl Golden {
         reset_all(&self.ep);
         let got = run(&oxcdctl(), &self.ep, oxcd_args.unwrap_or(args), stdin);
         let norm = |r: &Run| {
-            let (o, e) = (mask_table_borders(&mask_time(&r.stdout)), mask_time(&r.stderr));
+            let (o, e) = (
+                mask_table_borders(&mask_time(&r.stdout)),
+                mask_time(&r.stderr),
+            );
             match mask {
                 Mask::Exact => (r.code, o, e),
                 Mask::Numbers => (r.code, mask_numbers(&o), mask_numbers(&e)),
@@ -234,7 +243,13 @@ fn suite(kind: ServerKind) {
     // Writes: both print the same, up to the revision each got.
     for w in ["simple", "json", "fields"] {
         g.check(&["put", "foo", "bar", "-w", w], Numbers);
-        g.check_reset(&["put", "foo", "baz", "--prev-kv", "-w", w], None, Numbers, None, &[&["put", "foo", "bar"]]);
+        g.check_reset(
+            &["put", "foo", "baz", "--prev-kv", "-w", w],
+            None,
+            Numbers,
+            None,
+            &[&["put", "foo", "bar"]],
+        );
     }
     setup(&["put", "foo", "bar"]);
     setup(&["put", "foo2", "bar 2"]);
@@ -281,7 +296,13 @@ fn suite(kind: ServerKind) {
     setup(&["put", "d/2", "y"]);
     let dset: &[&[&str]] = &[&["put", "d/1", "x"], &["put", "d/2", "y"]];
     g.check_reset(&["del", "d/1", "--prev-kv"], None, Numbers, None, dset);
-    g.check_reset(&["del", "d/", "--prefix", "-w", "json"], None, Numbers, None, dset);
+    g.check_reset(
+        &["del", "d/", "--prefix", "-w", "json"],
+        None,
+        Numbers,
+        None,
+        dset,
+    );
     g.check(&["del", "nothing", "-w", "fields"], Numbers);
     let txn = "value(\"foo\") = \"bar\"\n\nput t1 v1\nget foo\n\ndel t1\n\n";
     for w in ["simple", "json", "fields"] {

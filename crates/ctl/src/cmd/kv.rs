@@ -95,7 +95,9 @@ pub fn put_op(a: &PutArgs, allow_stdin: bool) -> CtlResult<(Vec<u8>, Vec<u8>, Pu
         }
         (None, true) => String::new(),
         (None, false) if !allow_stdin => {
-            return Err(bad_args("put command needs 1 argument and input from stdin or 2 arguments"))
+            return Err(bad_args(
+                "put command needs 1 argument and input from stdin or 2 arguments",
+            ))
         }
         (None, false) => {
             let mut s = String::new();
