@@ -88,7 +88,7 @@ fn mask_time(s: &str) -> String {
             if let Some(p) = l.find(key) {
                 let start = p + key.len();
                 let end = l[start..]
-                    .find(|c: char| c == '"' || c == '\n' || c == ' ' || c == ',')
+                    .find(['"', '\n', ' ', ','])
                     .map_or(l.len(), |e| start + e);
                 l.replace_range(start..end, "T");
             }

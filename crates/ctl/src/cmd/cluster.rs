@@ -324,7 +324,7 @@ pub async fn endpoint(ctx: &Ctx, a: EndpointArgs) -> CtlResult {
             let mut failed = false;
             for ep in &eps {
                 let r = async {
-                    let c = ctx.client_of(&[ep.clone()]).await?;
+                    let c = ctx.client_of(std::slice::from_ref(ep)).await?;
                     ctx.timed(c.status()).await
                 }
                 .await;
@@ -410,7 +410,7 @@ pub async fn endpoint(ctx: &Ctx, a: EndpointArgs) -> CtlResult {
         EndpointCmd::Hashkv { rev } => {
             let mut hs = Vec::new();
             for ep in &eps {
-                let c = ctx.client_of(&[ep.clone()]).await?;
+                let c = ctx.client_of(std::slice::from_ref(ep)).await?;
                 match ctx.timed(c.hash_kv(rev)).await {
                     Ok(h) => hs.push((ep.clone(), h)),
                     Err(e) => {
@@ -467,7 +467,7 @@ pub async fn move_leader(ctx: &Ctx, transferee: &str) -> CtlResult {
     // The request must reach the leader: find it through the endpoints' status.
     let mut leader = None;
     for ep in &ctx.g.endpoints {
-        let cc = ctx.client_of(&[ep.clone()]).await?;
+        let cc = ctx.client_of(std::slice::from_ref(ep)).await?;
         let s = ctx.timed(cc.status()).await?;
         if s.header.as_ref().is_some_and(|h| h.member_id == s.leader) {
             leader = Some((cc, s.leader));
@@ -551,7 +551,7 @@ pub async fn defrag(ctx: &Ctx, cluster: bool) -> CtlResult {
     let mut failed = false;
     for ep in targets(ctx, cluster).await? {
         let r = async {
-            let c = ctx.client_of(&[ep.clone()]).await?;
+            let c = ctx.client_of(std::slice::from_ref(&ep)).await?;
             ctx.timed(c.defragment()).await
         }
         .await;
@@ -592,7 +592,7 @@ pub async fn snapshot(ctx: &Ctx, cmd: SnapshotCmd) -> CtlResult {
                 got += chunk.blob.len() as u64;
                 if progress {
                     let total = got + chunk.remaining_bytes;
-                    let pct = if total == 0 { 100 } else { got * 100 / total };
+                    let pct = (got * 100).checked_div(total).unwrap_or(100);
                     eprint!("\r{} / {} ({pct}%)", humanize_bytes(got), humanize_bytes(total));
                 }
             }

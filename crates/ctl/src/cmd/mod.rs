@@ -229,26 +229,25 @@ pub async fn run(cli: Cli) -> CtlResult {
 }
 
 async fn dispatch(ctx: &Ctx, cmd: Cmd) -> CtlResult {
-    let ctx = ctx;
     match cmd {
-        Cmd::Get(a) => kv::get(&ctx, a).await,
-        Cmd::Put(a) => kv::put(&ctx, a).await,
-        Cmd::Del(a) => kv::del(&ctx, a).await,
-        Cmd::Txn(a) => kv::txn(&ctx, a).await,
-        Cmd::Compaction(a) => kv::compaction(&ctx, a).await,
-        Cmd::Watch(a) => watch::watch(&ctx, a).await,
-        Cmd::Lease(c) => lease::run(&ctx, c).await,
-        Cmd::Member(c) => cluster::member(&ctx, c).await,
-        Cmd::Endpoint(a) => cluster::endpoint(&ctx, a).await,
-        Cmd::MoveLeader { transferee } => cluster::move_leader(&ctx, &transferee).await,
-        Cmd::Alarm(c) => cluster::alarm(&ctx, c).await,
-        Cmd::Defrag { cluster } => cluster::defrag(&ctx, cluster).await,
-        Cmd::Snapshot(c) => cluster::snapshot(&ctx, c).await,
-        Cmd::Auth(c) => auth::auth(&ctx, c).await,
-        Cmd::User(c) => auth::user(&ctx, c).await,
-        Cmd::Role(c) => auth::role(&ctx, c).await,
-        Cmd::Lock(a) => lock::lock(&ctx, a).await,
-        Cmd::Elect(a) => lock::elect(&ctx, a).await,
+        Cmd::Get(a) => kv::get(ctx, a).await,
+        Cmd::Put(a) => kv::put(ctx, a).await,
+        Cmd::Del(a) => kv::del(ctx, a).await,
+        Cmd::Txn(a) => kv::txn(ctx, a).await,
+        Cmd::Compaction(a) => kv::compaction(ctx, a).await,
+        Cmd::Watch(a) => watch::watch(ctx, a).await,
+        Cmd::Lease(c) => lease::run(ctx, c).await,
+        Cmd::Member(c) => cluster::member(ctx, c).await,
+        Cmd::Endpoint(a) => cluster::endpoint(ctx, a).await,
+        Cmd::MoveLeader { transferee } => cluster::move_leader(ctx, &transferee).await,
+        Cmd::Alarm(c) => cluster::alarm(ctx, c).await,
+        Cmd::Defrag { cluster } => cluster::defrag(ctx, cluster).await,
+        Cmd::Snapshot(c) => cluster::snapshot(ctx, c).await,
+        Cmd::Auth(c) => auth::auth(ctx, c).await,
+        Cmd::User(c) => auth::user(ctx, c).await,
+        Cmd::Role(c) => auth::role(ctx, c).await,
+        Cmd::Lock(a) => lock::lock(ctx, a).await,
+        Cmd::Elect(a) => lock::elect(ctx, a).await,
         Cmd::Version => {
             println!("oxcdctl version: {}", env!("CARGO_PKG_VERSION"));
             println!("API version: 3.4");
