@@ -42,6 +42,38 @@ pub enum Error {
     /// The lease named in a keep-alive no longer exists (the server answered TTL <= 0).
     #[error("lease {0:x} expired or not found")]
     LeaseExpired(i64),
+    /// TLS settings could not be loaded (unreadable CA, certificate or key file).
+    #[error("tls: {0}")]
+    Tls(String),
+    /// A setting or argument is invalid (e.g. a cache namespace outside `[a-zA-Z0-9_-]{1,64}`).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// A value read from etcd did not deserialize into the requested type.
+    #[error("cannot decode value of key {key:?}: {reason}")]
+    Decode {
+        /// The key whose value was rejected.
+        key: String,
+        /// The deserializer's message.
+        reason: String,
+    },
+    /// A lock, election or session operation failed because its session's lease is gone.
+    #[error("session expired (lease {0:x})")]
+    SessionExpired(i64),
+    /// A software transactional memory transaction could not commit within its retries.
+    #[error("stm: transaction conflicted {0} times")]
+    StmConflict(usize),
+    /// The operation ran into its deadline.
+    #[error("timed out: {0}")]
+    Timeout(String),
+    /// Another error, with what was being done and where.
+    #[error("{context}: {source}")]
+    Context {
+        /// What failed (naming the endpoint when one was involved).
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: Box<Error>,
+    },
 }
 
 /// `e` and its sources, joined by ": " (tonic's transport errors hide the cause in sources).
@@ -61,6 +93,17 @@ impl Error {
     pub fn code(&self) -> Option<tonic::Code> {
         match self {
             Error::Status(s) => Some(s.code()),
+            Error::Context { source, .. } => source.code(),
+            _ => None,
+        }
+    }
+
+    /// The gRPC message of a [`Error::Status`] (etcd's error string, e.g.
+    /// `etcdserver: requested lease not found`).
+    pub fn message(&self) -> Option<&str> {
+        match self {
+            Error::Status(s) => Some(s.message()),
+            Error::Context { source, .. } => source.message(),
             _ => None,
         }
     }

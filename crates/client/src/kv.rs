@@ -339,6 +339,18 @@ impl Txn {
     }
 }
 
+/// Whether a transaction only reads (so sending it twice is harmless).
+pub(crate) fn txn_is_read_only(t: &TxnRequest) -> bool {
+    t.success
+        .iter()
+        .chain(&t.failure)
+        .all(|op| match &op.request {
+            Some(request_op::Request::RequestRange(_)) | None => true,
+            Some(request_op::Request::RequestTxn(inner)) => txn_is_read_only(inner),
+            Some(_) => false,
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -439,5 +451,12 @@ mod tests {
             Some(compare::TargetUnion::ModRevision(3))
         );
         assert_eq!(t.compare[1].result, compare::CompareResult::NotEqual as i32);
+        assert!(!txn_is_read_only(&t));
+        let ro = Txn::new()
+            .and_then([Op::txn(
+                Txn::new().and_then([Op::get("a", &GetOptions::default())]),
+            )])
+            .into_request();
+        assert!(txn_is_read_only(&ro));
     }
 }

@@ -39,6 +39,11 @@ pub struct EtcdProcess {
 impl EtcdProcess {
     /// Spawn `binary` as a one-member cluster and wait (up to 30 s) until it serves.
     pub async fn start(binary: &std::path::Path) -> std::io::Result<Self> {
+        Self::start_with(binary, &[]).await
+    }
+
+    /// Like [`EtcdProcess::start`] with extra flags (e.g. `--auth-token-ttl=1`).
+    pub async fn start_with(binary: &std::path::Path, extra: &[&str]) -> std::io::Result<Self> {
         let dir = tempfile::tempdir()?;
         let (client_port, peer_port) = (free_port()?, free_port()?);
         let client_url = format!("http://127.0.0.1:{client_port}");
@@ -53,6 +58,7 @@ impl EtcdProcess {
             .arg(format!("--initial-advertise-peer-urls={peer_url}"))
             .arg(format!("--initial-cluster=test={peer_url}"))
             .arg("--initial-cluster-state=new")
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
