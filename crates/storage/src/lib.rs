@@ -4,12 +4,15 @@
 //!   same transaction as the data it covers, so replay after a crash applies nothing twice.
 //! - [`wal`] and [`raft_log`]: the Raft log (our own preallocated, checksummed WAL), hard
 //!   state and snapshot metadata. An entry is acknowledged to Raft only after it is fsynced.
+//! - [`crash_journal`]: power-loss simulation of the WAL for durability tests (the
+//!   recording half only with the test-only `crash-journal` feature).
 //!
 //! Invariant: the backend's durable consistent index never exceeds the last index the
 //! raft log holds durably, and the raft log is compacted only up to the backend's durable
 //! consistent index.
 
 pub mod backend;
+pub mod crash_journal;
 pub mod error;
 pub mod raft_log;
 pub mod schema;
@@ -20,3 +23,6 @@ pub use error::{Error, Result};
 
 pub use raft_log::RaftLog;
 pub use redb;
+
+#[cfg(all(feature = "unsafe-no-fsync", not(debug_assertions)))]
+compile_error!("`unsafe-no-fsync` is a test-only mutation; it must never be in a release build");
