@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use oxcd_api::mvccpb::{event::EventType, Event};
-use oxcd_storage::redb::ReadableTable;
 use oxcd_storage::schema::LEASE_TABLE;
+use oxcd_storage::redb::ReadableTable;
 use oxcd_storage::{Backend, WriteTx};
 use parking_lot::Mutex;
 use prost::Message;

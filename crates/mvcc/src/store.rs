@@ -35,8 +35,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
 use oxcd_api::mvccpb::{Event, KeyValue};
-use oxcd_storage::redb::ReadableTable;
 use oxcd_storage::schema::{KEY_TABLE, META_TABLE};
+use oxcd_storage::redb::ReadableTable;
 use oxcd_storage::{Backend, WriteTx};
 use parking_lot::{Mutex, RwLock};
 use prost::Message;

@@ -7,8 +7,8 @@ use std::time::Duration;
 use oxcd_api::etcdserverpb::{Compare, RequestOp};
 use oxcd_api::mvccpb::event::EventType;
 use oxcd_lease::{LessorConfig, ManualClock};
-use oxcd_storage::redb::ReadableTableMetadata;
 use oxcd_storage::schema::LEASE_TABLE;
+use oxcd_storage::redb::ReadableTableMetadata;
 use oxcd_storage::{Backend, BackendConfig};
 
 use super::*;

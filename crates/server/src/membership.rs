@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 
 use oxcd_api::etcdserverpb::Member;
 use oxcd_api::oxcdpb::MemberAttributes;
-use oxcd_storage::redb::ReadableTable;
 use oxcd_storage::schema::{MEMBERS_TABLE, META_TABLE};
+use oxcd_storage::redb::ReadableTable;
 use oxcd_storage::{Backend, WriteTx};
 use prost::Message;
 use sha1::{Digest, Sha1};

@@ -10,8 +10,8 @@
 //!   member's own identity (its local member id).
 
 use oxcd_api::oxcdpb::BackendRow;
-use oxcd_storage::redb::{ReadableTable, TableDefinition};
 use oxcd_storage::schema::{KEY_TABLE, LEASE_TABLE, MEMBERS_TABLE, META_TABLE};
+use oxcd_storage::redb::{ReadableTable, TableDefinition};
 use oxcd_storage::Backend;
 
 use crate::bootstrap::META_LOCAL_MEMBER_ID;

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use oxcd_api::mvccpb::event::EventType;
-use oxcd_storage::redb::ReadableTableMetadata;
 use oxcd_storage::schema::{KEY_TABLE, META_TABLE};
+use oxcd_storage::redb::ReadableTableMetadata;
 
 use super::*;
 use crate::test_util::{new_store, write};
