@@ -450,7 +450,7 @@ pub async fn resolve_and_verify(c: &mut Client, models: &mut [WriterModel]) -> S
         let took_effect = match &op {
             Op::Revoke { lease } => {
                 let alive = lease_on_server(c, *lease).await.is_some();
-                if !alive && !as_applied || alive && !as_before {
+                if (!alive && !as_applied) || (alive && !as_before) {
                     problems.push(format!(
                         "w{}: revoke of {lease:x} half applied (lease alive {alive})",
                         m.w
