@@ -173,14 +173,14 @@ mod tests {
         use crate::wal::Wal;
         use std::os::unix::fs::FileExt;
         let dir = tempfile::tempdir().unwrap();
-        let end;
         {
             let (mut w, _) = Wal::open(dir.path()).unwrap();
             for i in 0..5u8 {
                 w.append(&[i + 1; 40], Vec::new).unwrap();
             }
-            end = w.offset;
         }
+        // Five frames of an 8-byte header and 40 bytes of payload (already 8-aligned).
+        let end = 5 * 48u64;
         // An unsynced write after the last sync (what a crash mid-append leaves).
         let seg = dir.path().join("0000000000000000.wal");
         let f = OpenOptions::new().write(true).open(&seg).unwrap();
