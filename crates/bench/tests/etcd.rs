@@ -1,9 +1,11 @@
 //! Runs the `oxcd-bench` binary against a real etcd (`/usr/bin/etcd` or `$OXCD_TEST_ETCD`)
-//! and checks its JSON reports. Prints a skip message and passes when etcd is not installed.
+//! and checks its JSON reports. Without an etcd binary it fails, unless `OXCD_ALLOW_SKIP=1`
+//! (never in CI) lets it skip.
 
 use std::process::Command;
 
 use oxcd_client::test_util::{etcd_binary, EtcdProcess};
+use oxcd_testkit::skip_or_fail;
 use serde_json::Value;
 
 fn bench(endpoint: &str, args: &[&str]) -> Value {
@@ -44,8 +46,9 @@ fn assert_sane(r: &Value, workload: &str, total: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn put_and_range_against_etcd() {
     let Some(bin) = etcd_binary() else {
-        eprintln!(
-            "SKIP: no etcd binary (/usr/bin/etcd or $OXCD_TEST_ETCD); not testing oxcd-bench"
+        skip_or_fail(
+            "put_and_range_against_etcd",
+            "no etcd binary (/usr/bin/etcd or $OXCD_TEST_ETCD)",
         );
         return;
     };

@@ -1,15 +1,16 @@
-//! The client against a real etcd (`/usr/bin/etcd` or `$OXCD_TEST_ETCD`); each test prints a
-//! skip message and passes when no etcd binary is installed.
+//! The client against a real etcd (`/usr/bin/etcd` or `$OXCD_TEST_ETCD`). Without an etcd
+//! binary each test fails, unless `OXCD_ALLOW_SKIP=1` (never in CI) lets it skip.
 
 use oxcd_client::test_util::{etcd_binary, EtcdProcess};
 use oxcd_client::{
     Client, Cmp, CmpOp, DeleteOptions, Error, EventType, GetOptions, Op, PutOptions, Txn,
     WatchOptions,
 };
+use oxcd_testkit::skip_or_fail;
 
-async fn etcd() -> Option<(EtcdProcess, Client)> {
+async fn etcd(test: &str) -> Option<(EtcdProcess, Client)> {
     let Some(bin) = etcd_binary() else {
-        eprintln!("SKIP: no etcd binary (/usr/bin/etcd or $OXCD_TEST_ETCD)");
+        skip_or_fail(test, "no etcd binary (/usr/bin/etcd or $OXCD_TEST_ETCD)");
         return None;
     };
     let server = EtcdProcess::start(&bin).await.expect("start etcd");
@@ -19,7 +20,7 @@ async fn etcd() -> Option<(EtcdProcess, Client)> {
 
 #[tokio::test]
 async fn kv_roundtrip() {
-    let Some((_server, c)) = etcd().await else {
+    let Some((_server, c)) = etcd("kv_roundtrip").await else {
         return;
     };
     let put = c.put("a/1", "x", &PutOptions::default()).await.unwrap();
@@ -85,7 +86,7 @@ async fn kv_roundtrip() {
 
 #[tokio::test]
 async fn txn_compare_and_swap() {
-    let Some((_server, c)) = etcd().await else {
+    let Some((_server, c)) = etcd("txn_compare_and_swap").await else {
         return;
     };
     let create = || {
@@ -108,7 +109,7 @@ async fn txn_compare_and_swap() {
 
 #[tokio::test]
 async fn lease_grant_keepalive_revoke() {
-    let Some((_server, c)) = etcd().await else {
+    let Some((_server, c)) = etcd("lease_grant_keepalive_revoke").await else {
         return;
     };
     let lease = c.lease_grant(30, 0).await.unwrap();
@@ -136,7 +137,7 @@ async fn lease_grant_keepalive_revoke() {
 
 #[tokio::test]
 async fn watch_prefix_sees_puts_and_deletes() {
-    let Some((_server, c)) = etcd().await else {
+    let Some((_server, c)) = etcd("watch_prefix_sees_puts_and_deletes").await else {
         return;
     };
     let (watcher, mut stream) = c.watch("w/", &WatchOptions::prefix()).await.unwrap();

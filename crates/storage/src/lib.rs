@@ -6,6 +6,8 @@
 //!   defragmentation; [`quota`]: the space quota check; [`alarm`]: the alarm table.
 //! - [`wal`] and [`raft_log`]: the Raft log (our own preallocated, checksummed WAL), hard
 //!   state and snapshot metadata. An entry is acknowledged to Raft only after it is fsynced.
+//! - [`crash_journal`]: power-loss simulation of the WAL for durability tests (the
+//!   recording half only with the test-only `crash-journal` feature).
 //!
 //! Invariant: the backend's durable consistent index never exceeds the last index the
 //! raft log holds durably, and the raft log is compacted only up to the backend's durable
@@ -14,6 +16,7 @@
 pub mod alarm;
 pub mod backend;
 pub mod defrag;
+pub mod crash_journal;
 pub mod error;
 pub mod hash;
 pub mod quota;
@@ -30,3 +33,5 @@ pub use snapshot::{
 };
 
 pub use raft_log::RaftLog;
+#[cfg(all(feature = "unsafe-no-fsync", not(debug_assertions)))]
+compile_error!("`unsafe-no-fsync` is a test-only mutation; it must never be in a release build");

@@ -6,7 +6,8 @@
 //!
 //! Format: a segment `<seq:016x>.wal` is preallocated to [`SEGMENT_BYTES`] (zeros), then
 //! filled with frames `[len: u32 LE][crc32: u32 LE][payload][zero padding to 8 bytes]`. One
-//! frame is one `append` (one write + one fdatasync). A frame header of zeros ends the data.
+//! frame is one `append` (one write + one fdatasync). A frame header of zeros ends the data
+//! of a segment, provided no valid frame follows it.
 //!
 //! Invariants:
 //! - `append` returns only after the frame is on disk (fdatasync).
@@ -14,6 +15,13 @@
 //!   frame anywhere after it is a torn last write: the rest of the segment is zeroed and
 //!   writing resumes there. A bad frame followed by a valid one, or a bad frame in any
 //!   segment but the last, is corruption: [`Wal::open`] fails with [`Error::Corrupt`].
+//! - A zero frame header followed by a valid frame in the same segment is corruption too
+//!   (zeroed blocks mid-log): stopping there would drop, and later overwrite, the frames
+//!   after it.
+//!
+//! Test-only features: `crash-journal` records each successful fdatasync in
+//! [`crate::crash_journal`] so tests can simulate a power loss; `unsafe-no-fsync` skips the
+//! append fdatasync (and so journals nothing) to prove those tests notice a missing sync.
 //! - Each new segment starts with a frame chosen by the caller (the full raft state), so
 //!   older segments can be deleted once everything in them is covered by a snapshot.
 
@@ -41,6 +49,8 @@ pub struct Wal {
     offset: u64,
     /// Sequence numbers of the segments on disk, oldest first.
     segments: Vec<u64>,
+    #[cfg(feature = "crash-journal")]
+    journal: crate::crash_journal::Journal,
 }
 
 fn segment_path(dir: &Path, seq: u64) -> PathBuf {
@@ -68,6 +78,13 @@ fn is_zero_header(buf: &[u8], off: usize) -> bool {
         .is_none_or(|h| h.iter().all(|b| *b == 0))
 }
 
+/// Offset of the first valid frame at an 8-byte boundary from `from` on, if any.
+fn next_valid_frame(buf: &[u8], from: usize) -> Option<usize> {
+    (from..buf.len())
+        .step_by(8)
+        .find(|&o| frame_at(buf, o).is_some())
+}
+
 impl Wal {
     /// Opens the WAL in `dir` (creating it if needed) and returns every valid frame, oldest
     /// first. A torn tail is repaired; corruption elsewhere is an error.
@@ -90,6 +107,13 @@ impl Wal {
             let mut off = 0usize;
             loop {
                 if is_zero_header(&buf, off) {
+                    if let Some(o) = next_valid_frame(&buf, off + HEADER) {
+                        return Err(Error::Corrupt(format!(
+                            "{}: zero frame header at offset {off} with a valid frame after \
+                             it (at offset {o})",
+                            path.display()
+                        )));
+                    }
                     break;
                 }
                 match frame_at(&buf, off) {
@@ -101,9 +125,7 @@ impl Wal {
                         off += padded(p.len());
                     }
                     None => {
-                        let later = (off + 8..buf.len())
-                            .step_by(8)
-                            .find(|&o| frame_at(&buf, o).is_some());
+                        let later = next_valid_frame(&buf, off + 8);
                         if !last || later.is_some() {
                             return Err(Error::Corrupt(format!(
                                 "{}: bad frame at offset {off} with valid data after it{}",
@@ -122,6 +144,8 @@ impl Wal {
                         let zeros = vec![0u8; buf.len() - off];
                         f.write_all_at(&zeros, off as u64)?;
                         f.sync_data()?;
+                        #[cfg(feature = "crash-journal")]
+                        crate::crash_journal::Journal::open(dir)?.record(&path, off as u64)?;
                         break;
                     }
                 }
@@ -144,6 +168,11 @@ impl Wal {
                 (f, 0, 0)
             }
         };
+        if cfg!(feature = "unsafe-no-fsync") {
+            tracing::warn!(
+                "WAL built with `unsafe-no-fsync`: appends are NOT durable (tests only)"
+            );
+        }
         Ok((
             Wal {
                 dir: dir.to_path_buf(),
@@ -151,6 +180,8 @@ impl Wal {
                 seq,
                 offset,
                 segments,
+                #[cfg(feature = "crash-journal")]
+                journal: crate::crash_journal::Journal::open(dir)?,
             },
             frames,
         ))
@@ -178,9 +209,24 @@ impl Wal {
         buf.resize(total, 0);
         self.file.write_all_at(&buf, self.offset)?;
         fail::fail_point!("walBeforeSync");
-        self.file.sync_data()?;
+        self.sync_data(self.offset + total as u64)?;
         fail::fail_point!("walAfterSync");
         self.offset += total as u64;
+        Ok(())
+    }
+
+    /// fdatasync of the current segment, after which its first `synced_len` bytes are durable
+    /// (the rest is still zeros).
+    fn sync_data(&mut self, synced_len: u64) -> Result<()> {
+        if cfg!(feature = "unsafe-no-fsync") {
+            // Test-only mutation (scripts/fsync_mutation.sh): no sync, so nothing journalled.
+            return Ok(());
+        }
+        self.file.sync_data()?;
+        #[cfg(feature = "crash-journal")]
+        self.journal
+            .record(&segment_path(&self.dir, self.seq), synced_len)?;
+        let _ = synced_len;
         Ok(())
     }
 
@@ -307,6 +353,94 @@ mod tests {
             Err(e) => panic!("unexpected error {e}"),
             Ok(_) => panic!("corruption was not detected"),
         }
+    }
+
+    fn assert_corrupt(dir: &Path, what: &str) {
+        match Wal::open(dir) {
+            Err(Error::Corrupt(m)) => assert!(m.contains(what), "{m}"),
+            Err(e) => panic!("unexpected error {e}"),
+            Ok((_, frames)) => panic!("corruption was not detected ({} frames)", frames.len()),
+        }
+    }
+
+    #[test]
+    fn zeroed_block_mid_log_is_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (mut w, _) = Wal::open(dir.path()).unwrap();
+            for i in 0..200u8 {
+                w.append(&[i | 1; 100], Vec::new).unwrap();
+            }
+        }
+        let path = segment_path(dir.path(), 0);
+        let frame = padded(100) as u64;
+        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        // 4 KiB of zeros starting at a frame header: the header reads as "end of data", but
+        // valid frames follow.
+        f.write_all_at(&[0u8; 4096], 50 * frame).unwrap();
+        drop(f);
+        assert_corrupt(dir.path(), "zero frame header at offset");
+        // Refusing must not repair anything: the same error again.
+        assert_corrupt(dir.path(), "zero frame header at offset");
+
+        // Zeroing a page-aligned 4 KiB block (mid-frame) is refused as well.
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (mut w, _) = Wal::open(dir.path()).unwrap();
+            for i in 0..200u8 {
+                w.append(&[i | 1; 100], Vec::new).unwrap();
+            }
+        }
+        let f = OpenOptions::new()
+            .write(true)
+            .open(segment_path(dir.path(), 0))
+            .unwrap();
+        f.write_all_at(&[0u8; 4096], 8192).unwrap();
+        drop(f);
+        assert_corrupt(dir.path(), "with valid data after it");
+    }
+
+    #[test]
+    fn zeroed_tail_is_the_end_of_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (mut w, _) = Wal::open(dir.path()).unwrap();
+            for i in 0..20u8 {
+                w.append(&[i | 1; 100], Vec::new).unwrap();
+            }
+        }
+        let frame = padded(100) as u64;
+        let f = OpenOptions::new()
+            .write(true)
+            .open(segment_path(dir.path(), 0))
+            .unwrap();
+        // The last two frames are zeroed entirely (never written, as after a power loss).
+        f.write_all_at(&vec![0u8; 2 * frame as usize], 18 * frame)
+            .unwrap();
+        drop(f);
+        let (_, frames) = Wal::open(dir.path()).unwrap();
+        assert_eq!(frames.len(), 18);
+    }
+
+    #[test]
+    fn zero_header_in_an_older_segment_is_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (mut w, _) = Wal::open(dir.path()).unwrap();
+            for i in 0..10u8 {
+                w.append(&[i | 1; 100], Vec::new).unwrap();
+            }
+            w.rotate(b"state".to_vec()).unwrap();
+            w.append(b"b", Vec::new).unwrap();
+        }
+        let frame = padded(100) as u64;
+        let f = OpenOptions::new()
+            .write(true)
+            .open(segment_path(dir.path(), 0))
+            .unwrap();
+        f.write_all_at(&[0u8; 8], 4 * frame).unwrap();
+        drop(f);
+        assert_corrupt(dir.path(), "zero frame header at offset");
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //! - [`server`]: a single-member [`TestServer`]; [`cluster`]: multi-member [`Cluster`]s;
 //!   [`proxy`]: the fault-injecting TCP proxy for peer links; [`status`]: Maintenance.Status
 //!   probes; [`util`]: polling and test serialisation.
+//! - [`skip`]: the skip policy (fail unless `OXCD_ALLOW_SKIP=1`, never skip in CI);
+//!   [`power_loss`]: the `crash-journal` build and simulated power loss of its WAL.
 //!
 //! Invariants of the kit as a whole:
 //! - Only processes it spawned are ever signalled, always by PID, and all of them are killed
@@ -24,9 +26,11 @@ pub mod cluster;
 pub mod cmd;
 pub mod flags;
 pub mod ports;
+pub mod power_loss;
 pub mod process;
 pub mod proxy;
 pub mod server;
+pub mod skip;
 pub mod status;
 pub mod util;
 
@@ -36,5 +40,6 @@ pub use cmd::{describe_status, etcdctl_at, run_with_timeout, CmdOutput, EtcdctlT
 pub use ports::{free_port, free_ports};
 pub use proxy::{LinkFault, Proxy};
 pub use server::TestServer;
+pub use skip::{skip_allowed, skip_or_fail};
 pub use status::MemberStatus;
 pub use util::{is_no_quorum_error, poll, serial};

@@ -45,6 +45,16 @@ impl TestServer {
     /// Prepares ports and the temp dir but spawns nothing yet.
     pub fn new_stopped(oxcd: &Path, args: &[&str]) -> TestServer {
         let kind = ServerKind::from_env();
+        Self::new_stopped_kind(kind, kind.binary(Some(oxcd)), args)
+    }
+
+    /// Like [`TestServer::new_stopped`] but always oxcd, running exactly `bin` (no
+    /// `OXCD_BIN` override): for special builds such as the `crash-journal` one.
+    pub fn new_stopped_exact(bin: &Path, args: &[&str]) -> TestServer {
+        Self::new_stopped_kind(ServerKind::Oxcd, bin.to_path_buf(), args)
+    }
+
+    fn new_stopped_kind(kind: ServerKind, bin: PathBuf, args: &[&str]) -> TestServer {
         let dir = tempfile::Builder::new()
             .prefix("oxcd-test-")
             .tempdir()
@@ -53,7 +63,7 @@ impl TestServer {
         let log_path = dir.path().join("server.log");
         TestServer {
             kind,
-            bin: kind.binary(Some(oxcd)),
+            bin,
             dir,
             data_dir,
             client_port: free_port(),

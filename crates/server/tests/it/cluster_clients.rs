@@ -102,7 +102,13 @@ fn etcdctl_and_python_against_a_follower() {
     // Python etcd3 on the follower.
     let py = python_bin();
     if !py.exists() {
-        eprintln!("SKIP python part: {} missing", py.display());
+        oxcd_testkit::skip_or_fail(
+            "cluster_clients (python part)",
+            &format!(
+                "{} missing (run scripts/test.sh to create the venv)",
+                py.display()
+            ),
+        );
         return;
     }
     let script = c.members[f].dir_path.join("follower_client.py");

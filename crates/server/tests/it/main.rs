@@ -2,6 +2,7 @@
 //! concern; shared helpers live in their own modules.
 
 mod common;
+mod crash_support;
 mod cluster_harness;
 mod watch_support;
 
