@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Mutation check for the WAL fsync: the power-loss durability test
-# (crates/server/tests/crash.rs, acknowledged_ops_survive_power_loss) must pass against the
+# (crates/server/tests/it/crash.rs, acknowledged_ops_survive_power_loss) must pass against the
 # `crash-journal` build of oxcd and FAIL against the same build with `unsafe-no-fsync`
 # (the WAL append fdatasync skipped). If it passed with the sync disabled, it would not be
 # checking durability. Exits 0 only when it is GREEN then RED.
@@ -11,7 +11,7 @@ set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-TEST=acknowledged_ops_survive_power_loss
+TEST=crash::acknowledged_ops_survive_power_loss
 CRASH_TARGET="$ROOT/target/crash-journal"
 NOFSYNC_TARGET="$ROOT/target/no-fsync"
 CRASH_BIN="${OXCD_CRASH_BIN:-$CRASH_TARGET/debug/oxcd}"
@@ -24,11 +24,11 @@ if [ -z "${OXCD_NOFSYNC_BIN:-}" ]; then
   cargo build -p oxcd-server --bin oxcd --features crash-journal,unsafe-no-fsync \
     --target-dir "$NOFSYNC_TARGET" || exit 1
 fi
-cargo test -p oxcd-server --test crash --no-run || exit 1
+cargo test -p oxcd-server --test it --no-run || exit 1
 
 run() {
   env OXCD_TEST_SERVER=oxcd OXCD_CRASH_BIN="$1" \
-    cargo test -q -p oxcd-server --test crash "$TEST" -- --exact --nocapture 2>&1
+    cargo test -q -p oxcd-server --test it "$TEST" -- --exact --nocapture 2>&1
 }
 
 echo "=== GREEN expected: $TEST with fsync ($CRASH_BIN)"

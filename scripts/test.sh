@@ -2,9 +2,9 @@
 # The project's test command (README, CI via .ci/run). On a fresh Debian 12 machine it:
 #   1. installs what is missing: etcd-server/etcd-client (the real etcd 3.4 for compat runs)
 #      and a Python venv at .venv with python-etcd3 and pytest;
-#   2. builds the workspace, builds oxcd with its `failpoints` feature into its own target
-#      dir (target/failpoints, for the robustness suite's fail-point scenario, exported as
-#      OXCD_FAILPOINTS_BIN) and runs `cargo test --workspace` (against oxcd);
+#   2. builds the workspace and three test-only builds of oxcd (failpoints, crash-journal,
+#      no-fsync: see below) and runs `cargo test --workspace` (against oxcd) and the fsync
+#      mutation check (scripts/fsync_mutation.sh);
 #   3. runs the compat pass against real etcd (the same tests must pass on both);
 #   4. runs the Python tests against oxcd and against etcd;
 #   5. runs the CI subset of etcd 3.4.23's own e2e suite against oxcd (scripts/e2e.sh --ci);
@@ -99,15 +99,33 @@ step "install etcd 3.4 and protoc (apt)" 900 install_etcd
 step "install python venv" 900 install_venv
 step "cargo fmt --check" 300 cargo fmt --all -- --check
 OXCD_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/oxcd"
-# The failpoints build gets its own target dir so the normal one is untouched. If it fails,
-# the fail-point scenario reports that (it fails when the binary is missing).
-FP_TARGET="$ROOT/target/failpoints"
-export OXCD_FAILPOINTS_BIN="$FP_TARGET/debug/oxcd"
-step "cargo build oxcd --features failpoints" 2400 \
-  cargo build -p oxcd-server --features failpoints --target-dir "$FP_TARGET"
+# Test-only builds of oxcd share one target dir of their own (the normal one is untouched;
+# registry crates compile once for all three); each binary is copied out after its build:
+#   failpoints      the robustness suite's fail-point scenario (OXCD_FAILPOINTS_BIN);
+#   crash-journal   the power-loss durability test (OXCD_CRASH_BIN);
+#   no-fsync        crash-journal with the WAL fdatasync skipped: the mutant the power-loss
+#                   test must catch (OXCD_NOFSYNC_BIN, scripts/fsync_mutation.sh).
+# A missing binary makes its test fail, never skip.
+FEAT_TARGET="$ROOT/target/features"
+FEAT_BINS="$ROOT/target/feature-bins"
+export OXCD_FAILPOINTS_BIN="$FEAT_BINS/oxcd-failpoints"
+export OXCD_CRASH_BIN="$FEAT_BINS/oxcd-crash-journal"
+export OXCD_NOFSYNC_BIN="$FEAT_BINS/oxcd-no-fsync"
+export CI="${CI:-true}"   # the test command never skips (OXCD_ALLOW_SKIP is ignored in CI)
+build_feature_bin() {
+  cargo build -p oxcd-server --bin oxcd --features "$2" --target-dir "$FEAT_TARGET" &&
+    mkdir -p "$FEAT_BINS" && cp "$FEAT_TARGET/debug/oxcd" "$FEAT_BINS/oxcd-$1"
+}
+export FEAT_TARGET FEAT_BINS
+export -f build_feature_bin
+step "cargo build oxcd --features failpoints" 2400 build_feature_bin failpoints failpoints
+step "cargo build oxcd --features crash-journal" 2400 build_feature_bin crash-journal crash-journal
+step "cargo build oxcd --features crash-journal,unsafe-no-fsync" 2400 \
+  build_feature_bin no-fsync crash-journal,unsafe-no-fsync
 if step "cargo build (workspace, all targets)" 2400 cargo test --workspace --no-run; then
   step "cargo clippy -D warnings" 1800 cargo clippy --workspace --all-targets -- -D warnings
   step "cargo test --workspace (oxcd)" 1800 env OXCD_TEST_SERVER=oxcd cargo test --workspace --no-fail-fast
+  step "fsync mutation (durability test green with fsync, red without)" 900 bash scripts/fsync_mutation.sh
   step "cargo compat tests (real etcd)" 900 \
     env OXCD_TEST_SERVER=etcd cargo test --no-fail-fast -p oxcd-server --test it -- etcdctl_kv:: errors:: kv_client::
   step "python tests (oxcd)" 600 env OXCD_TEST_SERVER=oxcd OXCD_BIN="$OXCD_BIN" bash -c pytest_run
@@ -119,6 +137,7 @@ else
   FAILED+=("cargo compat tests (real etcd): skipped, build failed")
   FAILED+=("python tests (oxcd): skipped, build failed")
   FAILED+=("etcd e2e suite (CI subset): skipped, build failed")
+  FAILED+=("fsync mutation: skipped, build failed")
 fi
 step "python tests (real etcd)" 600 env OXCD_TEST_SERVER=etcd bash -c pytest_run
 

@@ -20,9 +20,9 @@
 use std::collections::HashSet;
 use std::ops::Bound;
 
-use redb::ReadableTable;
 use oxcd_storage::schema::KEY_TABLE;
 use oxcd_storage::WriteTx;
+use redb::ReadableTable;
 
 use crate::error::Result;
 use crate::revision::Revision;

@@ -1,8 +1,8 @@
 use std::sync::Arc;
 
-use redb::{ReadableTable, ReadableTableMetadata};
 use oxcd_storage::schema::{KEY_TABLE, META_TABLE};
 use oxcd_storage::{Backend, BackendConfig};
+use redb::{ReadableTable, ReadableTableMetadata};
 
 use super::*;
 use crate::error::Error;

@@ -1,5 +1,5 @@
-use redb::ReadableTable;
 use oxcd_storage::schema::KEY_TABLE;
+use redb::ReadableTable;
 
 use super::*;
 use crate::test_util::{new_store, write};

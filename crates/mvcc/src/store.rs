@@ -36,11 +36,11 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
 use oxcd_api::mvccpb::{Event, KeyValue};
-use redb::ReadableTable;
 use oxcd_storage::schema::{KEY_TABLE, META_TABLE};
 use oxcd_storage::{Backend, WriteTx};
 use parking_lot::{Mutex, RwLock};
 use prost::Message;
+use redb::ReadableTable;
 
 use crate::error::{Error, Result};
 use crate::index::TreeIndex;

@@ -15,8 +15,8 @@
 
 pub mod alarm;
 pub mod backend;
-pub mod defrag;
 pub mod crash_journal;
+pub mod defrag;
 pub mod error;
 pub mod hash;
 pub mod quota;

@@ -158,7 +158,11 @@ where
             let resp = fut.await?;
             // A trailers-only response (an error before any message) carries the status
             // in its headers.
-            let done = match resp.headers().get("grpc-status").and_then(|v| v.to_str().ok()) {
+            let done = match resp
+                .headers()
+                .get("grpc-status")
+                .and_then(|v| v.to_str().ok())
+            {
                 Some(code) => {
                     call.handled(code);
                     true

@@ -4,7 +4,6 @@
 //! learner); leases through a follower (grant, keep-alive, time-to-live, `put --lease`,
 //! revoke), which forwards renew and time-to-live to the leader.
 
-
 use std::time::Duration;
 
 use crate::cluster_harness::*;

@@ -3,7 +3,6 @@
 //! replaced and steps down when resumed, and a 5-member cluster survives losing 2 members
 //! (but not 3).
 
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

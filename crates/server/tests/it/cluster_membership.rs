@@ -6,7 +6,6 @@
 //! a second voter are refused ("etcdserver: unhealthy cluster"), removing the dead member is
 //! allowed; `member update` replaces peer URLs on every member.
 
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;

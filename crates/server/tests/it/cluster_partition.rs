@@ -3,7 +3,6 @@
 //! isolated minority cannot commit and serves no stale linearizable read while the majority
 //! keeps committing; after the partition heals it catches up.
 
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;

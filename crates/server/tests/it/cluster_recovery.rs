@@ -4,7 +4,6 @@
 //! with the same revisions, accept writes, and list only itself as a member; restarted
 //! again without the flag, it stays a one-member cluster with all its data.
 
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 

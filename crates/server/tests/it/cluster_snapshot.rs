@@ -3,7 +3,6 @@
 //! compaction) is caught up with a snapshot when it restarts, and ends with exactly the same
 //! revision and data as the others.
 
-
 use std::time::Duration;
 
 use crate::cluster_harness::*;

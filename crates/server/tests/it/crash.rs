@@ -8,7 +8,6 @@
 //! without it (unless `OXCD_ALLOW_SKIP=1` outside CI). With the `unsafe-no-fsync` build
 //! instead it must fail: scripts/fsync_mutation.sh checks both.
 
-
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

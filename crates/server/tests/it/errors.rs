@@ -1,7 +1,6 @@
 //! Exact gRPC status codes and messages for KV errors (raw tonic clients from `oxcd-api`).
 //! Runs against oxcd (default) or etcd (`OXCD_TEST_SERVER=etcd`).
 
-
 use crate::common::kvreq::*;
 use crate::common::TestServer;
 use oxcd_api::etcdserverpb::request_op::Request;

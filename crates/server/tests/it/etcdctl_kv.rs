@@ -2,7 +2,6 @@
 //! flags, `-w json` field checks, txn via stdin, compaction, endpoint status/health and member
 //! list. Runs against oxcd (default) or etcd (`OXCD_TEST_SERVER=etcd`).
 
-
 use crate::common::TestServer;
 use serde_json::Value;
 

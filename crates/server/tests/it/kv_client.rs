@@ -2,7 +2,6 @@
 //! options (count_only, keys_only, sort, revision filters), txn inner headers, nested txns.
 //! Runs against oxcd (default) or etcd (`OXCD_TEST_SERVER=etcd`).
 
-
 use crate::common::kvreq::*;
 use crate::common::{etcd_client, TestServer};
 use oxcd_api::etcdserverpb::request_op::Request;

@@ -3,7 +3,6 @@
 //! service-registration run (keep-alive process killed, key gone after the TTL). Runs
 //! against oxcd (default) or etcd (`OXCD_TEST_SERVER=etcd`); every wait is bounded.
 
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,6 @@
 //! many leases, time-to-live and list, expiry. Runs against oxcd (default) or etcd
 //! (`OXCD_TEST_SERVER=etcd`); every wait is bounded.
 
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 

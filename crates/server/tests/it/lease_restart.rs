@@ -3,7 +3,6 @@
 //! checkpointed remaining TTL, plus the election timeout); expiry resumes. Runs against
 //! oxcd (default) or etcd (`OXCD_TEST_SERVER=etcd`); every wait is bounded.
 
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 

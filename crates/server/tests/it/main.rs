@@ -1,9 +1,9 @@
 //! The oxcd binary's integration tests, one binary (`cargo test -p <crate> --test it`), one module per
 //! concern; shared helpers live in their own modules.
 
+mod cluster_harness;
 mod common;
 mod crash_support;
-mod cluster_harness;
 mod watch_support;
 
 mod cluster_clients;

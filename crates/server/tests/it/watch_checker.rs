@@ -16,12 +16,12 @@
 //! writes, on its own connection: victims), D (resumed watchers). Everything is bounded:
 //! fixed op counts, a deterministic PRNG, timeouts on every wait.
 
-
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::common::{channel, TestServer};
+use crate::watch_support::*;
 use oxcd_api::etcdserverpb::kv_client::KvClient;
 use oxcd_api::etcdserverpb::request_op::Request;
 use oxcd_api::etcdserverpb::watch_request::RequestUnion;
@@ -32,7 +32,6 @@ use oxcd_api::etcdserverpb::{
 use oxcd_api::mvccpb::KeyValue;
 use parking_lot::Mutex;
 use tonic::transport::Channel;
-use crate::watch_support::*;
 
 const KEYS: u64 = 40;
 const WRITERS: u64 = 4;

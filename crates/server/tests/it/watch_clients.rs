@@ -1,7 +1,6 @@
 //! Watches through the Rust clients, against the real binary (oxcd, or etcd with
 //! `OXCD_TEST_SERVER=etcd`): our `oxcd-client` and the `etcd-client` crate.
 
-
 use std::time::Duration;
 
 use crate::common::{etcd_client, TestServer};

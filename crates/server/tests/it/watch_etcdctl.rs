@@ -2,7 +2,6 @@
 //! etcd with `OXCD_TEST_SERVER=etcd`). `etcdctl watch` never exits on its own, so each run
 //! is bounded: it is killed after a few seconds and its output checked.
 
-
 use std::process::Command;
 use std::time::Duration;
 

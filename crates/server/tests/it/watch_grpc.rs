@@ -4,15 +4,14 @@
 //! and on the `--experimental-watch-progress-notify-interval` timer), fragments, and a
 //! stalled watcher that must not block writes or other watchers.
 
-
 use std::time::{Duration, Instant};
 
 use crate::common::kvreq::{del_op, put_op};
 use crate::common::{channel, TestServer};
+use crate::watch_support::*;
 use oxcd_api::etcdserverpb::kv_client::KvClient;
 use oxcd_api::etcdserverpb::{CompactionRequest, DeleteRangeRequest, PutRequest, TxnRequest};
 use prost::Message;
-use crate::watch_support::*;
 
 const PUT: i32 = 0;
 const DELETE: i32 = 1;

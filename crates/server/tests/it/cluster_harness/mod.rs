@@ -13,10 +13,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use oxcd_testkit::cmd::{parse_member_list, MemberRow};
-pub use oxcd_testkit::process::{SIGCONT, SIGKILL, SIGSTOP, SIGTERM};
+pub use oxcd_testkit::process::SIGTERM;
 pub use oxcd_testkit::{
-    etcdctl_bin, is_no_quorum_error, poll, python_bin, run_with_timeout, serial, Acked, CmdOutput,
-    MemberStatus as St, ServerKind as Kind, SpawnExtras, WriterReport,
+    is_no_quorum_error, poll, python_bin, run_with_timeout, serial, CmdOutput, MemberStatus as St,
+    ServerKind as Kind, SpawnExtras,
 };
 
 /// Generous bound for "eventually" conditions (leader elected, members converged).
@@ -26,11 +26,6 @@ pub const START_WAIT: Duration = Duration::from_secs(25);
 
 /// Cluster options ([`Opts::new`]: 100 ms heartbeat, 1 s election, no proxy).
 pub type Opts = oxcd_testkit::ClusterOpts;
-
-/// Which server the tests run against (`OXCD_TEST_SERVER`).
-pub fn kind() -> Kind {
-    Kind::from_env()
-}
 
 /// `etcdctl` (API v3) against the given `host:port` endpoints.
 pub fn etcdctl_at(endpoints: &[String], args: &[&str], stdin: Option<&str>) -> CmdOutput {

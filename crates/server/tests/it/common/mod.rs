@@ -13,12 +13,8 @@ pub mod kvreq;
 use std::ops::{Deref, DerefMut};
 use std::path::Path;
 
-pub use oxcd_testkit::server::{
-    channel, etcd_client, skip_unless_oxcd, READY_TIMEOUT, STOP_TIMEOUT,
-};
-pub use oxcd_testkit::{
-    describe_status, etcdctl_bin, python_bin, run_with_timeout, CmdOutput, ServerKind,
-};
+pub use oxcd_testkit::server::{channel, etcd_client, skip_unless_oxcd};
+pub use oxcd_testkit::{describe_status, etcdctl_bin, run_with_timeout, CmdOutput, ServerKind};
 
 /// The oxcd binary cargo built for these tests.
 fn oxcd() -> &'static Path {
@@ -42,11 +38,6 @@ impl TestServer {
     /// Starts a server with extra flags (e.g. `["--max-txn-ops", "3"]`) and waits until ready.
     pub fn start_with(args: &[&str]) -> TestServer {
         TestServer(oxcd_testkit::TestServer::start_with(oxcd(), args))
-    }
-
-    /// Prepares ports and the temp dir but spawns nothing yet.
-    pub fn new_stopped(args: &[&str]) -> TestServer {
-        TestServer(oxcd_testkit::TestServer::new_stopped(oxcd(), args))
     }
 }
 
