@@ -14,6 +14,7 @@ mod cluster_recovery;
 mod cluster_snapshot;
 mod crash;
 mod errors;
+mod gateway_curl;
 mod etcdctl_kv;
 mod kv_client;
 mod lease_etcdctl;
