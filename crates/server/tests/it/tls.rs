@@ -274,6 +274,21 @@ fn server_certificate_rotation_keeps_clients_working() {
     // New connections get the new certificate and still verify against the CA.
     let get = etcdctl(&m.client, &tls, &["get", "after", "--print-value-only"]);
     assert_eq!(get.ok().trim(), "2", "{}", get.err());
+    assert!(
+        served_subject(&m.client).contains("server-v2"),
+        "the rotated certificate is not served: {}",
+        served_subject(&m.client)
+    );
+}
+
+/// The subject of the certificate the server at `url` presents (via `openssl s_client`).
+fn served_subject(url: &str) -> String {
+    let addr = url.trim_start_matches("https://");
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(format!(
+        "openssl s_client -connect {addr} </dev/null 2>/dev/null | openssl x509 -noout -subject"
+    ));
+    run_with_timeout(cmd, None, Duration::from_secs(15)).stdout
 }
 
 /// A 3-member cluster over peer mTLS (https peer URLs, given certificates, allowed CN
