@@ -58,6 +58,10 @@ pub struct NodeConfig {
     pub election_timeout: Duration,
     /// `--experimental-enable-lease-checkpoint`.
     pub enable_lease_checkpoint: bool,
+    /// Dials `https://` peer URLs (peer transport, joining); `None`: plaintext only.
+    pub peer_tls: Option<oxcd_tls::TlsConnector>,
+    /// Dials `https://` client URLs of the leader (lease forwarding); `None`: plaintext only.
+    pub client_tls: Option<oxcd_tls::TlsConnector>,
     /// Where raft-rs's own log records go (the binary bridges them to `tracing`).
     pub raft_logger: slog::Logger,
 }
@@ -121,6 +125,7 @@ impl Node {
             member_id,
             raft_tx.clone(),
             backend.clone(),
+            cfg.peer_tls.clone(),
         );
         for m in cluster.members.values() {
             transport.add_peer(m.id, m.peer_urls.clone());
@@ -193,6 +198,7 @@ impl Node {
             max_request_bytes: cfg.max_request_bytes,
             max_txn_ops: cfg.max_txn_ops,
             request_timeout: Duration::from_secs(5) + 2 * cfg.election_timeout,
+            client_tls: cfg.client_tls.clone(),
             strict_reconfig_check: cfg.strict_reconfig_check,
         };
         let server = Arc::new(EtcdServer {
@@ -321,7 +327,7 @@ fn join_existing(cfg: &NodeConfig, backend: &Backend) -> Result<(u64, RaftCluste
             continue;
         }
         for u in urls {
-            match fetch_members(u) {
+            match fetch_members(u, cfg.peer_tls.as_ref()) {
                 Ok(resp) => {
                     let Some(me) = resp.members.iter().find(|m| {
                         let mut theirs = m.peer_urls.clone();
@@ -355,16 +361,20 @@ fn join_existing(cfg: &NodeConfig, backend: &Backend) -> Result<(u64, RaftCluste
     )))
 }
 
-fn fetch_members(url: &str) -> Result<oxcd_api::oxcdpb::MembersResponse> {
+fn fetch_members(
+    url: &str,
+    tls: Option<&oxcd_tls::TlsConnector>,
+) -> Result<oxcd_api::oxcdpb::MembersResponse> {
     let url = url.to_string();
+    let tls = tls.cloned();
     // Called from a blocking start-up task: run the call on the runtime and wait for it.
     let handle = tokio::runtime::Handle::current();
     handle.block_on(async move {
-        let ep = tonic::transport::Endpoint::from_shared(url)
-            .map_err(|e| Error::Config(e.to_string()))?
-            .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(5));
-        let ch = ep.connect().await?;
+        let ch = crate::dial::connect(&url, tls.as_ref(), Duration::from_secs(2), |e| {
+            e.timeout(Duration::from_secs(5))
+        })
+        .await
+        .map_err(Error::Config)?;
         let mut c = oxcd_api::oxcdpb::raft_peer_client::RaftPeerClient::new(ch);
         let r = c
             .members(oxcd_api::oxcdpb::MembersRequest {})

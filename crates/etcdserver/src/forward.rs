@@ -16,7 +16,7 @@ use oxcd_api::etcdserverpb::{
 use oxcd_api::etcdserverpb::{MemberPromoteRequest, MemberPromoteResponse};
 use oxcd_api::EtcdError;
 use parking_lot::Mutex;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::server::EtcdServer;
 
@@ -43,14 +43,12 @@ impl LeaderChannel {
             .map(|m| m.client_urls.clone())
             .unwrap_or_default();
         for u in urls {
-            let Ok(ep) = Endpoint::from_shared(u) else {
-                continue;
-            };
-            let ep = ep
-                .connect_timeout(Duration::from_secs(1))
-                .timeout(s.settings.request_timeout)
-                .tcp_nodelay(true);
-            if let Ok(ch) = ep.connect().await {
+            let timeout = s.settings.request_timeout;
+            let tls = s.settings.client_tls.as_ref();
+            let ch = crate::dial::connect(&u, tls, Duration::from_secs(1), |ep| {
+                ep.timeout(timeout).tcp_nodelay(true)
+            });
+            if let Ok(ch) = ch.await {
                 *self.0.lock() = Some((leader, ch.clone()));
                 return Ok(ch);
             }

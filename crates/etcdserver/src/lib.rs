@@ -16,6 +16,7 @@ mod apply_lease;
 mod apply_membership;
 mod bootstrap;
 mod cluster_ops;
+mod dial;
 mod error;
 mod forward;
 mod lease_server;

@@ -4,8 +4,11 @@
 //! Invariants (raft-rs parses peer messages with protobuf 2.28, RUSTSEC-2024-0437):
 //! - A call must name our cluster id; another cluster's member is refused with etcd's
 //!   "request cluster ID mismatch".
-//! - Messages are parsed only from connections whose remote address is one of the
-//!   configured members' peer hosts (when those are IP addresses), and only messages
+//! - Over peer TLS with client certificates, the peer is identified by its certificate
+//!   (verified in the handshake against the trusted CA and the allowed CN/hostname, so an
+//!   unauthenticated connection never reaches this service). Otherwise messages are
+//!   parsed only from connections whose remote address is one of the configured members'
+//!   peer hosts (when those are IP addresses), and only messages
 //!   addressed to us from a known member are stepped into Raft.
 
 use std::net::IpAddr;
@@ -52,7 +55,14 @@ impl PeerService {
             None => return Err(Status::permission_denied("missing cluster id")),
         }
         let from = header(MEMBER_ID_HEADER).unwrap_or(0);
-        if let Some(addr) = req.remote_addr() {
+        let tls = req.extensions().get::<oxcd_tls::TlsConnectInfo>();
+        if tls.is_some_and(|t| t.peer.is_some()) {
+            return Ok(from);
+        }
+        let remote = tls
+            .and_then(|t| t.remote_addr)
+            .or_else(|| req.remote_addr());
+        if let Some(addr) = remote {
             if !self.is_peer_address(addr.ip()) {
                 tracing::warn!(remote = %addr, "refusing peer traffic from an unknown address");
                 return Err(Status::permission_denied("not a member's address"));

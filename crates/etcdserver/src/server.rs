@@ -48,6 +48,8 @@ pub struct ServerSettings {
     pub max_txn_ops: usize,
     pub request_timeout: Duration,
     pub strict_reconfig_check: bool,
+    /// Dials the leader's `https://` client URLs when forwarding (see `NodeConfig`).
+    pub client_tls: Option<oxcd_tls::TlsConnector>,
 }
 
 /// The server state shared by every front. Fields are the core's own; fronts use methods.

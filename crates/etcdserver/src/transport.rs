@@ -9,6 +9,7 @@
 //!   frame, and reconnects with backoff when the stream breaks.
 //! - A snapshot message is sent on its own call together with the backend's rows; its
 //!   outcome is reported to Raft (`report_snapshot`).
+//! - `https://` peer URLs are dialled with the peer TLS connector (`crate::dial`).
 //! - Every call carries our cluster id and member id, so a member of another cluster is
 //!   refused by the receiver.
 
@@ -24,7 +25,7 @@ use protobuf::Message as _;
 use raft::eraftpb::{Message, MessageType};
 use tokio::sync::mpsc;
 use tonic::metadata::MetadataValue;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::raft_node::RaftMsg;
 use crate::snapshot;
@@ -54,6 +55,8 @@ pub struct Transport {
     peers: Mutex<HashMap<u64, Peer>>,
     /// Since when each peer's stream has been up (etcd's rafthttp `ActiveSince`).
     active_since: Mutex<HashMap<u64, Instant>>,
+    /// Dials `https://` peer URLs (our certificate is presented, theirs verified).
+    tls: Option<oxcd_tls::TlsConnector>,
 }
 
 impl Transport {
@@ -63,6 +66,7 @@ impl Transport {
         local_id: u64,
         raft_tx: StdSender<RaftMsg>,
         backend: Arc<oxcd_storage::Backend>,
+        tls: Option<oxcd_tls::TlsConnector>,
     ) -> Arc<Transport> {
         Arc::new(Transport {
             rt,
@@ -72,6 +76,7 @@ impl Transport {
             backend,
             peers: Mutex::new(HashMap::new()),
             active_since: Mutex::new(HashMap::new()),
+            tls,
         })
     }
 
@@ -133,15 +138,6 @@ impl Transport {
         }
     }
 
-    fn endpoint(&self, url: &str) -> Option<Endpoint> {
-        Endpoint::from_shared(url.to_string()).ok().map(|e| {
-            e.connect_timeout(Duration::from_secs(1))
-                .tcp_nodelay(true)
-                .http2_keep_alive_interval(Duration::from_secs(10))
-                .keep_alive_timeout(Duration::from_secs(5))
-        })
-    }
-
     fn request<T>(&self, msg: T) -> tonic::Request<T> {
         let mut req = tonic::Request::new(msg);
         let md = req.metadata_mut();
@@ -156,10 +152,16 @@ impl Transport {
 
     async fn connect(&self, urls: &[String]) -> Option<RaftPeerClient<Channel>> {
         for u in urls {
-            if let Some(ep) = self.endpoint(u) {
-                if let Ok(ch) = ep.connect().await {
-                    return Some(RaftPeerClient::new(ch).max_decoding_message_size(usize::MAX));
+            let ch = crate::dial::connect(u, self.tls.as_ref(), Duration::from_secs(1), |e| {
+                e.tcp_nodelay(true)
+                    .http2_keep_alive_interval(Duration::from_secs(10))
+                    .keep_alive_timeout(Duration::from_secs(5))
+            });
+            match ch.await {
+                Ok(ch) => {
+                    return Some(RaftPeerClient::new(ch).max_decoding_message_size(usize::MAX))
                 }
+                Err(e) => tracing::debug!(error = %e, "cannot connect to peer"),
             }
         }
         None

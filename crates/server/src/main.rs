@@ -6,6 +6,7 @@
 mod config;
 mod error;
 mod logging;
+mod tls;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -73,14 +74,17 @@ async fn run(cfg: config::Config) -> Result<()> {
         cfg.verify_bootstrap()
             .map_err(|e| Error::Config(e.to_string()))?;
     }
-    let node_cfg = node_config(&cfg);
+    let tls = tls::Tls::load(&cfg)?;
+    let mut node_cfg = node_config(&cfg);
+    node_cfg.peer_tls = tls.peer_connector()?;
+    node_cfg.client_tls = tls.client_connector()?;
     let mut listeners = Vec::new();
     for u in &cfg.listen_client_urls {
         let addr = bind_addr(u)?;
         let l = TcpListener::bind(addr)
             .await
             .map_err(|e| Error::Config(format!("listen on {}: {e}", config::format_url(u))))?;
-        listeners.push((addr, l));
+        listeners.push((addr, l, tls.client_acceptor(u)));
     }
     let mut http_listeners = Vec::new();
     for u in &cfg.listen_client_http_urls {
@@ -88,7 +92,7 @@ async fn run(cfg: config::Config) -> Result<()> {
         let l = TcpListener::bind(addr)
             .await
             .map_err(|e| Error::Config(format!("listen on {}: {e}", config::format_url(u))))?;
-        http_listeners.push((addr, l));
+        http_listeners.push((addr, l, tls.client_acceptor(u)));
     }
     let mut metrics_listeners = Vec::new();
     for u in &cfg.listen_metrics_urls {
@@ -96,7 +100,7 @@ async fn run(cfg: config::Config) -> Result<()> {
         let l = TcpListener::bind(addr)
             .await
             .map_err(|e| Error::Config(format!("listen on {}: {e}", config::format_url(u))))?;
-        metrics_listeners.push((addr, l));
+        metrics_listeners.push((addr, l, tls.client_acceptor(u)));
     }
     let mut peer_listeners = Vec::new();
     for u in &cfg.listen_peer_urls {
@@ -104,7 +108,7 @@ async fn run(cfg: config::Config) -> Result<()> {
         let l = TcpListener::bind(addr)
             .await
             .map_err(|e| Error::Config(format!("listen on {}: {e}", config::format_url(u))))?;
-        peer_listeners.push((addr, l));
+        peer_listeners.push((addr, l, tls.peer_acceptor(u)));
     }
     let node = tokio::task::spawn_blocking(move || Node::start(node_cfg))
         .await
@@ -132,19 +136,23 @@ async fn run(cfg: config::Config) -> Result<()> {
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut peer_servers = Vec::new();
-    for (addr, l) in peer_listeners {
-        tracing::info!(address = %addr, "serving peer traffic");
+    for (addr, l, acceptor) in peer_listeners {
+        tracing::info!(address = %addr, tls = acceptor.is_some(), "serving peer traffic");
         let mut rx = stop_rx.clone();
         let svc = oxcd_api::oxcdpb::raft_peer_server::RaftPeerServer::new(
             oxcd_etcdserver::PeerService::new(node.server.clone()),
         )
         .max_decoding_message_size(usize::MAX);
-        let srv = tonic::transport::Server::builder()
-            .add_service(svc)
-            .serve_with_incoming_shutdown(incoming(l), async move {
-                let _ = rx.wait_for(|s| *s).await;
-            });
-        peer_servers.push(tokio::spawn(srv));
+        let router = tonic::transport::Server::builder().add_service(svc);
+        let stop = async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        peer_servers.push(match acceptor {
+            Some(a) => {
+                tokio::spawn(router.serve_with_incoming_shutdown(oxcd_tls::incoming(l, a), stop))
+            }
+            None => tokio::spawn(router.serve_with_incoming_shutdown(incoming(l), stop)),
+        });
     }
     oxcd_v3rpc::set_progress_report_interval(cfg.watch_progress_notify_interval);
     // Peers first: a leader can only be elected once members hear each other.
@@ -180,38 +188,52 @@ async fn run(cfg: config::Config) -> Result<()> {
     // Without --listen-client-http-urls the client URLs serve gRPC and HTTP on one port
     // (etcd's cmux); with it, they serve gRPC only.
     let client_http = cfg.listen_client_http_urls.is_empty();
-    for (addr, l) in listeners {
-        tracing::info!(address = %addr, "serving client traffic");
+    for (addr, l, acceptor) in listeners {
+        tracing::info!(address = %addr, tls = acceptor.is_some(), "serving client traffic");
         let http = if client_http {
             oxcd_http::router(routes.clone(), http_cfg.clone())
         } else {
             axum::Router::new()
         };
-        servers.push(tokio::spawn(oxcd_http::serve(
-            client_incoming(l),
-            routes.clone(),
-            http,
-            serve_cfg.clone(),
-            stopped(client_stop_rx.clone()),
-        )));
+        let stop = stopped(client_stop_rx.clone());
+        let serve_cfg = serve_cfg.clone();
+        servers.push(match acceptor {
+            Some(a) => tokio::spawn(oxcd_http::serve(
+                tls::client_incoming_tls(l, a),
+                routes.clone(),
+                http,
+                serve_cfg,
+                stop,
+            )),
+            None => tokio::spawn(oxcd_http::serve(
+                client_incoming(l),
+                routes.clone(),
+                http,
+                serve_cfg,
+                stop,
+            )),
+        });
     }
-    for (addr, l) in http_listeners {
-        tracing::info!(address = %addr, "serving client HTTP traffic");
-        servers.push(tokio::spawn(oxcd_http::serve_http(
-            incoming(l),
-            oxcd_http::router(routes.clone(), http_cfg.clone()),
-            oxcd_http::ServeConfig::default(),
-            stopped(client_stop_rx.clone()),
-        )));
-    }
-    for (addr, l) in metrics_listeners {
-        tracing::info!(address = %addr, "serving metrics and health");
-        servers.push(tokio::spawn(oxcd_http::serve_http(
-            incoming(l),
-            oxcd_http::metrics_router(routes.clone(), http_cfg.clone()),
-            oxcd_http::ServeConfig::default(),
-            stopped(client_stop_rx.clone()),
-        )));
+    let http_only = http_listeners
+        .into_iter()
+        .map(|(a, l, t)| (a, l, t, oxcd_http::router(routes.clone(), http_cfg.clone())))
+        .chain(metrics_listeners.into_iter().map(|(a, l, t)| {
+            let r = oxcd_http::metrics_router(routes.clone(), http_cfg.clone());
+            (a, l, t, r)
+        }));
+    for (addr, l, acceptor, router) in http_only {
+        tracing::info!(address = %addr, tls = acceptor.is_some(), "serving client HTTP traffic");
+        let stop = stopped(client_stop_rx.clone());
+        let serve_cfg = oxcd_http::ServeConfig::default();
+        servers.push(match acceptor {
+            Some(a) => tokio::spawn(oxcd_http::serve_http(
+                oxcd_tls::incoming(l, a),
+                router,
+                serve_cfg,
+                stop,
+            )),
+            None => tokio::spawn(oxcd_http::serve_http(incoming(l), router, serve_cfg, stop)),
+        });
     }
 
     shutdown_signal().await;
@@ -273,6 +295,8 @@ fn node_config(cfg: &config::Config) -> NodeConfig {
         election_timeout: cfg.election_timeout,
         enable_lease_checkpoint: cfg.enable_lease_checkpoint,
         raft_logger: logging::raft_logger(),
+        peer_tls: None,
+        client_tls: None,
     }
 }
 

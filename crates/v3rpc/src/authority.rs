@@ -28,7 +28,7 @@ use bytes::{Buf, BytesMut};
 use fluke_hpack::Decoder;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tonic::transport::server::{Connected, TcpConnectInfo};
+use tonic::transport::server::Connected;
 
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const PREFACE_LEN: usize = H2_PREFACE.len();
@@ -42,8 +42,9 @@ const PRIORITY: u8 = 0x20;
 const MAX_FRAME: usize = 16_384;
 
 /// A client connection whose `:authority` values are made acceptable to h2.
-pub struct FixAuthority {
-    inner: TcpStream,
+/// Generic over the connection (`TcpStream`, or a TLS stream after its handshake).
+pub struct FixAuthority<IO = TcpStream> {
+    inner: IO,
     raw: BytesMut,
     out: BytesMut,
     preface_left: usize,
@@ -53,8 +54,8 @@ pub struct FixAuthority {
     passthrough: bool,
 }
 
-impl FixAuthority {
-    pub fn new(inner: TcpStream) -> Self {
+impl<IO> FixAuthority<IO> {
+    pub fn new(inner: IO) -> Self {
         FixAuthority {
             inner,
             raw: BytesMut::with_capacity(8192),
@@ -312,7 +313,7 @@ fn rewrite_block(block: &[u8], value: &[u8]) -> Option<Vec<u8>> {
     done.then_some(out)
 }
 
-impl AsyncRead for FixAuthority {
+impl<IO: AsyncRead + Unpin> AsyncRead for FixAuthority<IO> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -352,7 +353,7 @@ impl AsyncRead for FixAuthority {
     }
 }
 
-impl AsyncWrite for FixAuthority {
+impl<IO: AsyncWrite + Unpin> AsyncWrite for FixAuthority<IO> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -382,8 +383,8 @@ impl AsyncWrite for FixAuthority {
     }
 }
 
-impl Connected for FixAuthority {
-    type ConnectInfo = TcpConnectInfo;
+impl<IO: Connected> Connected for FixAuthority<IO> {
+    type ConnectInfo = IO::ConnectInfo;
 
     fn connect_info(&self) -> Self::ConnectInfo {
         self.inner.connect_info()

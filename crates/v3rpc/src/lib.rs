@@ -11,3 +11,10 @@ mod services;
 
 pub use authority::FixAuthority;
 pub use services::{routes, set_progress_report_interval};
+
+/// The Common Name of the verified client certificate of the TLS connection `req` came on
+/// (`None` over plaintext or without client-certificate auth). etcd's auth uses it as the
+/// user name when a request carries no token.
+pub fn client_common_name<T>(req: &tonic::Request<T>) -> Option<String> {
+    oxcd_tls::peer_common_name(req).map(str::to_owned)
+}

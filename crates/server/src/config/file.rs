@@ -315,13 +315,25 @@ mod tests {
             "{e}"
         );
 
-        let e = load("client-transport-security:\n  cert-file: /c.pem\n", &[]).unwrap_err();
-        assert!(matches!(e, ConfigError::Unsupported { .. }), "{e}");
-        assert!(
-            e.to_string()
-                .contains("client-transport-security.cert-file"),
-            "{e}"
-        );
+        let e = load(
+            "peer-transport-security:\n  allowed-cn: a\n  allowed-hostname: b\n",
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("mutually exclusive"), "{e}");
+        let cfg = load(
+            "client-transport-security:\n  cert-file: /c.pem\n  key-file: /k.pem\n  \
+             client-cert-auth: true\n  trusted-ca-file: /ca.pem\n\
+             peer-transport-security:\n  auto-tls: true\n  allowed-cn: member\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(cfg.client_tls.cert_file, "/c.pem");
+        assert_eq!(cfg.client_tls.key_file, "/k.pem");
+        assert!(cfg.client_tls.client_cert_auth);
+        assert_eq!(cfg.client_tls.trusted_ca_file, "/ca.pem");
+        assert!(cfg.peer_auto_tls);
+        assert_eq!(cfg.peer_tls.allowed_cn, ["member"]);
 
         for bad in [
             "name: [a: b]\n",

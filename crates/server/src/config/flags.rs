@@ -156,7 +156,6 @@ pub(super) struct Unsupported {
     pub(super) reason: &'static str,
 }
 
-const TLS: &str = "oxcd does not implement TLS; refusing to start rather than serve plaintext";
 const DISCOVERY: &str = "discovery is not implemented; use --initial-cluster";
 const PROXY: &str = "the v2 proxy is not implemented";
 
@@ -171,24 +170,6 @@ const fn unsupported(name: &'static str, boolean: bool, reason: &'static str) ->
 
 /// Recognised, rejected when enabled.
 pub(super) const UNSUPPORTED: &[Unsupported] = &[
-    unsupported("cert-file", false, TLS),
-    unsupported("key-file", false, TLS),
-    unsupported("client-cert-auth", true, TLS),
-    unsupported("client-crl-file", false, TLS),
-    unsupported("client-cert-allowed-hostname", false, TLS),
-    unsupported("trusted-ca-file", false, TLS),
-    unsupported("auto-tls", true, TLS),
-    unsupported("peer-cert-file", false, TLS),
-    unsupported("peer-key-file", false, TLS),
-    unsupported("peer-client-cert-auth", true, TLS),
-    unsupported("peer-trusted-ca-file", false, TLS),
-    unsupported("peer-cert-allowed-cn", false, TLS),
-    unsupported("peer-cert-allowed-hostname", false, TLS),
-    unsupported("peer-auto-tls", true, TLS),
-    unsupported("peer-crl-file", false, TLS),
-    unsupported("cipher-suites", false, TLS),
-    unsupported("tls-min-version", false, TLS),
-    unsupported("tls-max-version", false, TLS),
     unsupported("discovery", false, DISCOVERY),
     unsupported("discovery-srv", false, DISCOVERY),
     unsupported("discovery-srv-name", false, DISCOVERY),
@@ -258,7 +239,6 @@ pub(super) const IGNORED: &[(&str, bool)] = &[
     ("experimental-memory-mlock", true),
     ("warning-unary-request-duration", false),
     ("experimental-backend-bbolt-freelist-type", false),
-    ("experimental-peer-skip-client-san-verification", true),
     // capnslog's per-package levels (etcd 3.4, removed in 3.5).
     ("log-package-levels", false),
     // Until the auth work implements them: JWT/simple token lifetime and bcrypt cost.
@@ -266,9 +246,31 @@ pub(super) const IGNORED: &[(&str, bool)] = &[
     ("bcrypt-cost", false),
     // etcd 3.4's deprecated `--debug` (= `--log-level=debug`) is handled by the builder.
     ("debug", true),
-    // Validity of --auto-tls certificates (auto-tls itself is refused above).
-    ("self-signed-cert-validity", false),
     ("experimental-warning-unary-request-duration", false),
+];
+
+/// etcd's TLS flags, read by the builder into `oxcd_tls::TlsInfo`. `(name, boolean)`.
+pub(super) const TLS_FLAGS: &[(&str, bool)] = &[
+    ("cert-file", false),
+    ("key-file", false),
+    ("client-cert-auth", true),
+    ("client-crl-file", false),
+    ("client-cert-allowed-hostname", false),
+    ("trusted-ca-file", false),
+    ("auto-tls", true),
+    ("peer-cert-file", false),
+    ("peer-key-file", false),
+    ("peer-client-cert-auth", true),
+    ("peer-trusted-ca-file", false),
+    ("peer-cert-allowed-cn", false),
+    ("peer-cert-allowed-hostname", false),
+    ("peer-auto-tls", true),
+    ("peer-crl-file", false),
+    ("cipher-suites", false),
+    ("tls-min-version", false),
+    ("tls-max-version", false),
+    ("self-signed-cert-validity", false),
+    ("experimental-peer-skip-client-san-verification", true),
 ];
 
 /// The full command: [`Flags`] plus the recognised-but-unsupported and
@@ -285,7 +287,8 @@ pub(super) fn command() -> Command {
     let compat = UNSUPPORTED
         .iter()
         .map(|u| (u.name, u.boolean))
-        .chain(IGNORED.iter().copied());
+        .chain(IGNORED.iter().copied())
+        .chain(TLS_FLAGS.iter().copied());
     cmd.args(compat.map(|(name, boolean)| {
         let arg = Arg::new(name).long(name).hide(true).action(ArgAction::Set);
         if boolean {

@@ -15,14 +15,14 @@
 //!   etcd, its settings then replace the command line and the environment entirely
 //!   (ignored flags are reported in [`Config::warnings`]). The file goes through the same
 //!   parsing and checks as flags, with errors naming the key and the file.
-//! * Nothing is silently dropped: etcd features oxcd does not implement yet (TLS,
+//! * Nothing is silently dropped: etcd features oxcd does not implement yet (
 //!   discovery, proxy, v2 API, JWT tokens) are recognised and make parsing fail if they
 //!   are *enabled* (set to anything but their "off" value). etcd flags that oxcd accepts
 //!   but does not act on (tuning knobs, and settings not implemented yet such as
 //!   `--quota-backend-bytes`, `--auto-compaction-*`, `--wal-dir`) each add a warning
 //!   saying they are ignored. Anything else unknown is an error.
 //! * A [`Config`] returned by [`Config::from_args`] has passed every check that
-//!   depends on the flags alone: all URLs are `http://host:port` with no path,
+//!   depends on the flags alone: all URLs are `http(s)://host:port` with no path,
 //!   listen URLs bind to an IP or `localhost`, and the election timeout is at
 //!   least 5 heartbeats. Checks that only apply when bootstrapping a fresh data
 //!   directory (etcd ignores the `--initial-*` flags on restart) live in
@@ -308,6 +308,18 @@ pub struct Config {
     pub enable_pprof: bool,
     /// `--metrics`.
     pub metrics: Metrics,
+    /// `--cert-file`, `--key-file`, `--trusted-ca-file`, `--client-cert-auth`,
+    /// `--client-crl-file`, `--cipher-suites`, `--tls-{min,max}-version`: the client
+    /// listeners' TLS (empty unless set).
+    pub client_tls: oxcd_tls::TlsInfo,
+    /// The `--peer-*` TLS flags (with the shared cipher suites and versions).
+    pub peer_tls: oxcd_tls::TlsInfo,
+    /// `--auto-tls`.
+    pub client_auto_tls: bool,
+    /// `--peer-auto-tls`.
+    pub peer_auto_tls: bool,
+    /// `--self-signed-cert-validity` in years (default 1).
+    pub self_signed_cert_validity: u32,
     /// Problems worth logging once logging is up (shadowed or unrecognised
     /// environment variables, flags accepted but without effect).
     pub warnings: Vec<String>,

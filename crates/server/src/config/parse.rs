@@ -27,19 +27,14 @@ pub(super) fn parse_urls(s: &str) -> Result<Vec<Url>, String> {
 }
 
 /// One URL, checked like etcd's `types.NewURLs`: scheme, `host:port`, no path.
-/// Only `http` is accepted for now.
+/// `http` and `https` are accepted.
 pub(super) fn parse_url(raw: &str) -> Result<Url, String> {
     let raw = raw.trim();
     // The url crate normalises away what etcd checks (explicit port, empty
     // path), so check the raw text first: `scheme://[userinfo@]host:port[/path]...`.
     let (scheme, rest) = raw.split_once(':').unwrap_or(("", raw));
     match scheme.to_ascii_lowercase().as_str() {
-        "http" => {}
-        "https" => {
-            return Err(format!(
-                "https URLs need TLS, which is not supported yet: {raw}"
-            ))
-        }
+        "http" | "https" => {}
         "unix" | "unixs" => return Err(format!("unix socket URLs are not supported yet: {raw}")),
         _ => {
             return Err(format!(

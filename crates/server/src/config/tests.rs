@@ -278,12 +278,54 @@ fn env_errors_name_the_variable() {
         r#"invalid value "lots" for ETCD_MAX_TXN_OPS: parse error"#
     );
     assert_eq!(e.exit_code(), 2);
-    let e = parse_env(&[], &[("ETCD_CERT_FILE", "/c.pem")]).unwrap_err();
-    assert!(
-        e.to_string()
-            .starts_with("--cert-file (set via ETCD_CERT_FILE) is not supported yet"),
-        "{e}"
+    let e = parse_env(&[], &[("ETCD_TLS_MIN_VERSION", "TLS1.0")]).unwrap_err();
+    assert!(e.to_string().contains("ETCD_TLS_MIN_VERSION"), "{e}");
+}
+
+#[test]
+fn tls_flags_and_env_fill_tls_info() {
+    let cfg = parse_env(
+        &[
+            "--cert-file=/s.crt",
+            "--key-file=/s.key",
+            "--trusted-ca-file=/ca.crt",
+            "--client-cert-auth",
+            "--client-crl-file=/c.crl",
+            "--cipher-suites=TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+            "--tls-min-version=TLS1.2",
+            "--listen-client-urls=https://127.0.0.1:2379",
+            "--advertise-client-urls=https://127.0.0.1:2379",
+            "--peer-cert-allowed-cn=member",
+            "--peer-auto-tls",
+        ],
+        &[
+            ("ETCD_PEER_CLIENT_CERT_AUTH", "true"),
+            ("ETCD_PEER_TRUSTED_CA_FILE", "/p.crt"),
+        ],
+    )
+    .unwrap();
+    let c = &cfg.client_tls;
+    assert_eq!(
+        (c.cert_file.as_str(), c.key_file.as_str()),
+        ("/s.crt", "/s.key")
     );
+    assert_eq!(c.trusted_ca_file, "/ca.crt");
+    assert!(c.client_cert_auth);
+    assert_eq!(c.crl_file, "/c.crl");
+    assert_eq!(c.cipher_suites, ["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"]);
+    assert_eq!(c.min_version, "TLS1.2");
+    assert_eq!(cfg.listen_client_urls[0].scheme(), "https");
+    let p = &cfg.peer_tls;
+    assert!(p.client_cert_auth);
+    assert_eq!(p.trusted_ca_file, "/p.crt");
+    assert_eq!(p.allowed_cn, ["member"]);
+    assert!(cfg.peer_auto_tls && !cfg.client_auto_tls);
+    assert_eq!(cfg.self_signed_cert_validity, 1);
+    // etcd's TLSInfo checks.
+    let e = parse(&["--peer-cert-allowed-cn=a", "--peer-cert-allowed-hostname=b"]).unwrap_err();
+    assert!(e.to_string().contains("mutually exclusive"), "{e}");
+    let e = parse(&["--cipher-suites=NOT_A_SUITE"]).unwrap_err();
+    assert!(e.to_string().contains("NOT_A_SUITE"), "{e}");
 }
 
 #[test]
@@ -347,8 +389,7 @@ fn bad_urls() {
         .contains("URL must not contain a path"));
     assert!(err(&["--listen-peer-urls", "http://127.0.0.1:2380/"])
         .contains("URL must not contain a path"));
-    assert!(err(&["--advertise-client-urls", "https://a:2379"])
-        .contains("TLS, which is not supported yet"));
+    assert!(parse(&["--advertise-client-urls", "https://a:2379"]).is_ok());
     assert!(err(&["--advertise-client-urls", "unix://a:2379"]).contains("not supported yet"));
     assert!(err(&["--advertise-client-urls", "http://a:b:2379"])
         .contains(r#"does not have the form "host:port""#));
@@ -423,10 +464,7 @@ fn unknown_flag_is_usage_error() {
 #[test]
 fn unsupported_flags_rejected_only_when_enabled() {
     for args in [
-        &["--cert-file", "/c.pem"][..],
-        &["--client-cert-auth"],
-        &["-peer-auto-tls=true"],
-        &["--discovery", "https://discovery.etcd.io/x"],
+        &["--discovery", "https://discovery.etcd.io/x"][..],
         &["--proxy", "on"],
         &["--enable-v2"],
         &["--auth-token", "jwt,pub-key=x"],

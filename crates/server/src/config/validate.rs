@@ -15,6 +15,15 @@ use super::flags::{Flags, IGNORED, UNSUPPORTED};
 use super::parse::*;
 use super::*;
 
+/// The TLS part of a [`Config`].
+struct ParsedTls {
+    client: oxcd_tls::TlsInfo,
+    peer: oxcd_tls::TlsInfo,
+    client_auto: bool,
+    peer_auto: bool,
+    validity_years: u32,
+}
+
 /// Turns the raw [`Flags`] into a [`Config`], knowing where each value came from.
 pub(super) struct Builder<'a> {
     pub(super) matches: &'a ArgMatches,
@@ -79,6 +88,112 @@ impl Builder<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The value of a TLS flag (registered in `flags::TLS_FLAGS`), "" when unset.
+    fn tls_value(&self, name: &str) -> String {
+        self.matches
+            .get_one::<String>(name)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn tls_bool(&self, name: &str) -> Result<bool, ConfigError> {
+        let v = self.tls_value(name);
+        if v.is_empty() {
+            return Ok(false);
+        }
+        self.parse(name, &v, parse_go_bool)
+    }
+
+    /// etcd's client and peer `TLSInfo` from the TLS flags, checked with
+    /// `TlsInfo::validate` (file contents are checked when the listeners start).
+    fn parse_tls(&self) -> Result<ParsedTls, ConfigError> {
+        let list = |name: &str| -> Vec<String> {
+            self.tls_value(name)
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        };
+        let cipher_suites = list("cipher-suites");
+        let min_version = self.tls_value("tls-min-version");
+        let max_version = self.tls_value("tls-max-version");
+        let client = oxcd_tls::TlsInfo {
+            cert_file: self.tls_value("cert-file"),
+            key_file: self.tls_value("key-file"),
+            trusted_ca_file: self.tls_value("trusted-ca-file"),
+            client_cert_auth: self.tls_bool("client-cert-auth")?,
+            crl_file: self.tls_value("client-crl-file"),
+            allowed_hostname: list("client-cert-allowed-hostname"),
+            cipher_suites: cipher_suites.clone(),
+            min_version: min_version.clone(),
+            max_version: max_version.clone(),
+            ..Default::default()
+        };
+        let peer = oxcd_tls::TlsInfo {
+            cert_file: self.tls_value("peer-cert-file"),
+            key_file: self.tls_value("peer-key-file"),
+            trusted_ca_file: self.tls_value("peer-trusted-ca-file"),
+            client_cert_auth: self.tls_bool("peer-client-cert-auth")?,
+            crl_file: self.tls_value("peer-crl-file"),
+            allowed_cn: list("peer-cert-allowed-cn"),
+            allowed_hostname: list("peer-cert-allowed-hostname"),
+            skip_client_san_verify: self
+                .tls_bool("experimental-peer-skip-client-san-verification")?,
+            cipher_suites,
+            min_version,
+            max_version,
+            ..Default::default()
+        };
+        // Each shared setting alone first, so the error names its flag.
+        let single = [
+            (
+                "tls-min-version",
+                oxcd_tls::TlsInfo {
+                    min_version: client.min_version.clone(),
+                    ..Default::default()
+                },
+            ),
+            (
+                "tls-max-version",
+                oxcd_tls::TlsInfo {
+                    max_version: client.max_version.clone(),
+                    ..Default::default()
+                },
+            ),
+            (
+                "cipher-suites",
+                oxcd_tls::TlsInfo {
+                    cipher_suites: client.cipher_suites.clone(),
+                    ..Default::default()
+                },
+            ),
+        ];
+        for (flag, info) in &single {
+            info.validate()
+                .map_err(|e| invalid(&self.tls_value(flag), &self.origin(flag), e.to_string()))?;
+        }
+        for (info, flag) in [(&client, "cert-file"), (&peer, "peer-cert-allowed-cn")] {
+            info.validate()
+                .map_err(|e| invalid(&self.tls_value(flag), &self.origin(flag), e.to_string()))?;
+        }
+        let validity = self.tls_value("self-signed-cert-validity");
+        let validity_years = if validity.is_empty() {
+            1
+        } else {
+            self.parse("self-signed-cert-validity", &validity, |s| {
+                s.parse::<u32>().map_err(|e| e.to_string())
+            })?
+        };
+        Ok(ParsedTls {
+            client,
+            peer,
+            client_auto: self.tls_bool("auto-tls")?,
+            peer_auto: self.tls_bool("peer-auto-tls")?,
+            validity_years,
+        })
     }
 
     pub(super) fn build(mut self, f: Flags) -> Result<Config, ConfigError> {
@@ -210,6 +325,8 @@ impl Builder<'_> {
             extensive_metrics: metrics == Metrics::Extensive,
         });
 
+        let tls = self.parse_tls()?;
+
         // Validation in the order of etcd's `embed.Config.Validate`.
         for url in listen_peer_urls
             .iter()
@@ -273,6 +390,11 @@ impl Builder<'_> {
             auto_compaction,
             enable_pprof,
             metrics,
+            client_tls: tls.client,
+            peer_tls: tls.peer,
+            client_auto_tls: tls.client_auto,
+            peer_auto_tls: tls.peer_auto,
+            self_signed_cert_validity: tls.validity_years,
             warnings: self.warnings,
         })
     }

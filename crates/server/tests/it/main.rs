@@ -20,6 +20,7 @@ mod kv_client;
 mod lease_etcdctl;
 mod lease_grpc;
 mod lease_restart;
+mod tls;
 mod watch_checker;
 mod watch_clients;
 mod watch_etcdctl;
