@@ -230,11 +230,10 @@ impl AuthStore {
     pub fn check_role_get(&self, info: &AuthInfo, role: &str) -> Result<(), EtcdError> {
         self.checker(info, |c| match c.admin() {
             Err(e) => {
-                let has = c
-                    .s
-                    .users
-                    .get(&info.username)
-                    .is_some_and(|u| u.roles.iter().any(|r| r == role));
+                let has =
+                    c.s.users
+                        .get(&info.username)
+                        .is_some_and(|u| u.roles.iter().any(|r| r == role));
                 if has {
                     Ok(())
                 } else {

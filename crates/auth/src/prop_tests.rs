@@ -3,9 +3,9 @@
 //! inverted ranges, puts with prev_kv and leases, deletes, txns nested three deep),
 //! checked against a small model of etcd's rules that tests each key by brute force.
 //!
-//! Why brute force is exact: keys are short strings over a small alphabet, and the
-//! first key missed by a union of half-open intervals is either the request's start or
-//! an interval's end, all of which are among the probes.
+//! Why brute force is exact: the first key a union of half-open intervals misses in a
+//! request range is either the range's start or one of the intervals' ends; the model
+//! tests those, plus every short string over the keys' alphabet.
 
 use std::collections::BTreeMap;
 
@@ -26,7 +26,9 @@ const REQUESTS_PER_CASE: usize = 60;
 
 fn rand_key(rng: &mut StdRng) -> Vec<u8> {
     let n = rng.gen_range(1..=2);
-    (0..n).map(|_| ALPHA[rng.gen_range(0..ALPHA.len())]).collect()
+    (0..n)
+        .map(|_| ALPHA[rng.gen_range(0..ALPHA.len())])
+        .collect()
 }
 
 /// etcd's prefix end (`clientv3.GetPrefixRangeEnd`).
@@ -82,10 +84,13 @@ fn probes() -> Vec<Vec<u8>> {
     out
 }
 
+/// (key, range_end) -> permission type
+type RolePerms = BTreeMap<(Vec<u8>, Vec<u8>), i32>;
+
 #[derive(Default)]
 struct Model {
-    /// role -> (key, range_end) -> type
-    perms: BTreeMap<String, BTreeMap<(Vec<u8>, Vec<u8>), i32>>,
+    /// role -> its permissions
+    perms: BTreeMap<String, RolePerms>,
     /// user -> roles
     users: BTreeMap<String, Vec<String>>,
 }
@@ -104,12 +109,19 @@ impl Model {
             .flat_map(|m| m.iter())
             .filter(|(_, t)| {
                 **t == PermType::Readwrite as i32
-                    || **t == if write { PermType::Write } else { PermType::Read } as i32
+                    || **t
+                        == if write {
+                            PermType::Write
+                        } else {
+                            PermType::Read
+                        } as i32
             })
             .map(|((k, e), _)| (k, e))
             .collect();
+        // Probes, plus every interval end (where a gap in coverage may start).
         let mut candidates: Vec<&[u8]> = probes.iter().map(|p| p.as_slice()).collect();
         candidates.push(key);
+        candidates.extend(grants.iter().map(|(_, e)| e.as_slice()));
         candidates
             .into_iter()
             .filter(|p| in_range(p, key, end))
@@ -159,7 +171,11 @@ fn rand_put(rng: &mut StdRng) -> pb::PutRequest {
     pb::PutRequest {
         key: rand_key(rng),
         prev_kv: rng.gen_bool(0.3),
-        lease: if rng.gen_bool(0.3) { rng.gen_range(1..=3) } else { 0 },
+        lease: if rng.gen_bool(0.3) {
+            rng.gen_range(1..=3)
+        } else {
+            0
+        },
         ..Default::default()
     }
 }
@@ -200,8 +216,12 @@ fn rand_txn(rng: &mut StdRng, depth: u32) -> pb::TxnRequest {
             }
         })
         .collect();
-    let success = (0..rng.gen_range(0..=2)).map(|_| rand_op(rng, depth)).collect();
-    let failure = (0..rng.gen_range(0..=2)).map(|_| rand_op(rng, depth)).collect();
+    let success = (0..rng.gen_range(0..=2))
+        .map(|_| rand_op(rng, depth))
+        .collect();
+    let failure = (0..rng.gen_range(0..=2))
+        .map(|_| rand_op(rng, depth))
+        .collect();
     pb::TxnRequest {
         compare,
         success,
@@ -251,7 +271,10 @@ fn random_permissions_and_requests_match_the_model() {
         let granted: Vec<(String, Vec<u8>, Vec<u8>)> = m
             .perms
             .iter()
-            .flat_map(|(r, ps)| ps.keys().map(move |(k, e)| (r.clone(), k.clone(), e.clone())))
+            .flat_map(|(r, ps)| {
+                ps.keys()
+                    .map(move |(k, e)| (r.clone(), k.clone(), e.clone()))
+            })
             .collect();
         for (role, k, end) in granted {
             if rng.gen_bool(0.2) {
@@ -269,7 +292,14 @@ fn random_permissions_and_requests_match_the_model() {
             e.enable().unwrap();
         }
         let leases: BTreeMap<i64, Vec<Vec<u8>>> = (1..=3)
-            .map(|id| (id, (0..rng.gen_range(0..3)).map(|_| rand_key(&mut rng)).collect()))
+            .map(|id| {
+                (
+                    id,
+                    (0..rng.gen_range(0..3))
+                        .map(|_| rand_key(&mut rng))
+                        .collect(),
+                )
+            })
             .collect();
         let lease_fn = |id: i64| leases.get(&id).cloned().unwrap_or_default();
         for _ in 0..REQUESTS_PER_CASE {
@@ -326,11 +356,35 @@ fn random_permissions_and_requests_match_the_model() {
                     Err(EtcdError::PermissionDenied)
                 }
             };
-            assert_eq!(e.store.is_range_permitted(&info, &k, &end), want(false));
-            assert_eq!(e.store.check_watch(&info, &k, &end), want(false));
-            assert_eq!(e.store.is_delete_range_permitted(&info, &k, &end), want(true));
+            let ctx = || {
+                format!(
+                    "case {case}: {info:?} {k:?}..{end:?} perms {:?} users {:?}",
+                    m.perms, m.users
+                )
+            };
+            assert_eq!(
+                e.store.is_range_permitted(&info, &k, &end),
+                want(false),
+                "{}",
+                ctx()
+            );
+            assert_eq!(
+                e.store.check_watch(&info, &k, &end),
+                want(false),
+                "{}",
+                ctx()
+            );
+            assert_eq!(
+                e.store.is_delete_range_permitted(&info, &k, &end),
+                want(true),
+                "{}",
+                ctx()
+            );
         }
     }
     // The generator must exercise both outcomes.
-    assert!(denied > checked / 10 && denied < checked * 9 / 10, "{denied}/{checked}");
+    assert!(
+        denied > checked / 10 && denied < checked * 9 / 10,
+        "{denied}/{checked}"
+    );
 }

@@ -442,7 +442,7 @@ impl AuthStore {
         if r.role != ROOT_ROLE && !s.roles.contains_key(&r.role) {
             return Err(etcd(EtcdError::RoleNotFound));
         }
-        if old.roles.iter().any(|x| *x == r.role) {
+        if old.roles.contains(&r.role) {
             tracing::warn!(user_name = %r.user, role = %r.role, "ignored grant role request to a user");
             return Ok(pb::AuthUserGrantRoleResponse::default());
         }
@@ -529,7 +529,7 @@ impl AuthStore {
             .remove(r.role.as_bytes())?;
         let mut changed = Vec::new();
         for (name, u) in &s.users {
-            if u.roles.iter().any(|x| *x == r.role) {
+            if u.roles.contains(&r.role) {
                 let mut u = u.clone();
                 u.roles.retain(|x| *x != r.role);
                 Self::put_user(tx, &u)?;
@@ -606,7 +606,10 @@ impl AuthStore {
     // --- reads (etcd 3.5 applies them through Raft too; they change nothing) ---
 
     /// UserGet: the user's roles. Check with [`AuthStore::check_user_get`] first.
-    pub fn user_get(&self, r: &pb::AuthUserGetRequest) -> Result<pb::AuthUserGetResponse, EtcdError> {
+    pub fn user_get(
+        &self,
+        r: &pb::AuthUserGetRequest,
+    ) -> Result<pb::AuthUserGetResponse, EtcdError> {
         let s = self.state.read();
         let u = s.users.get(&r.name).ok_or(EtcdError::UserNotFound)?;
         Ok(pb::AuthUserGetResponse {
@@ -625,7 +628,10 @@ impl AuthStore {
 
     /// RoleGet: the role's permissions (the root role reports full access). Check with
     /// [`AuthStore::check_role_get`] first.
-    pub fn role_get(&self, r: &pb::AuthRoleGetRequest) -> Result<pb::AuthRoleGetResponse, EtcdError> {
+    pub fn role_get(
+        &self,
+        r: &pb::AuthRoleGetRequest,
+    ) -> Result<pb::AuthRoleGetResponse, EtcdError> {
         let s = self.state.read();
         let role = s.roles.get(&r.role).ok_or(EtcdError::RoleNotFound)?;
         let perm = if r.role == ROOT_ROLE {
@@ -678,7 +684,12 @@ impl AuthStore {
     /// Step 3, the apply path of an Authenticate entry at raft `index` (etcd's
     /// `Authenticate`): issues the token (`<prefix>.<index>` for simple tokens, which
     /// every member registers; a signed JWT otherwise). Changes no backend state.
-    pub fn authenticate(&self, name: &str, simple_token_prefix: &str, index: u64) -> Result<String, EtcdError> {
+    pub fn authenticate(
+        &self,
+        name: &str,
+        simple_token_prefix: &str,
+        index: u64,
+    ) -> Result<String, EtcdError> {
         let revision = {
             let s = self.state.read();
             if !s.enabled {
@@ -690,7 +701,9 @@ impl AuthStore {
             }
             s.revision
         };
-        let token = self.tokens.assign(name, revision, simple_token_prefix, index)?;
+        let token = self
+            .tokens
+            .assign(name, revision, simple_token_prefix, index)?;
         tracing::debug!(user_name = %name, "authenticated a user");
         Ok(token)
     }

@@ -100,7 +100,8 @@ impl Env {
                 range_end: end.to_vec(),
             }),
         };
-        self.apply(|s, tx| s.role_grant_permission(tx, &r)).map(|_| ())
+        self.apply(|s, tx| s.role_grant_permission(tx, &r))
+            .map(|_| ())
     }
 
     pub(crate) fn enable(&self) -> Result<(), EtcdError> {
@@ -168,11 +169,13 @@ fn auth_enable_needs_root_user_with_root_role() {
 #[test]
 fn auth_disable_bumps_revision_and_is_idempotent() {
     let e = Env::new();
-    e.apply(|s, tx| s.auth_disable(tx, &Default::default())).unwrap();
+    e.apply(|s, tx| s.auth_disable(tx, &Default::default()))
+        .unwrap();
     assert_eq!(status(&e), (false, 1));
     e.enable_with_root();
     let rev = e.store.revision();
-    e.apply(|s, tx| s.auth_disable(tx, &Default::default())).unwrap();
+    e.apply(|s, tx| s.auth_disable(tx, &Default::default()))
+        .unwrap();
     assert_eq!(status(&e), (false, rev + 1));
 }
 
@@ -180,7 +183,10 @@ fn auth_disable_bumps_revision_and_is_idempotent() {
 fn user_add_errors_and_revision() {
     let e = Env::new();
     assert_eq!(e.user_add("", "x"), Err(EtcdError::UserEmpty));
-    assert_eq!(EtcdError::UserEmpty.to_string(), "etcdserver: user name is empty");
+    assert_eq!(
+        EtcdError::UserEmpty.to_string(),
+        "etcdserver: user name is empty"
+    );
     e.user_add("alice", "pw").unwrap();
     assert_eq!(e.store.revision(), 2);
     assert_eq!(e.user_add("alice", "pw"), Err(EtcdError::UserAlreadyExist));
@@ -202,8 +208,14 @@ fn no_password_user_cannot_authenticate() {
     };
     e.apply(|s, tx| s.user_add(tx, &r)).unwrap();
     e.enable_with_root();
-    assert_eq!(e.store.check_password("np", ""), Err(EtcdError::NoPasswordUser));
-    assert_eq!(e.store.authenticate("np", "p", 9), Err(EtcdError::AuthFailed));
+    assert_eq!(
+        e.store.check_password("np", ""),
+        Err(EtcdError::NoPasswordUser)
+    );
+    assert_eq!(
+        e.store.authenticate("np", "p", 9),
+        Err(EtcdError::AuthFailed)
+    );
     // Changing its password keeps it password-less.
     let c = pb::AuthUserChangePasswordRequest {
         name: "np".into(),
@@ -211,7 +223,10 @@ fn no_password_user_cannot_authenticate() {
         ..Default::default()
     };
     e.apply(|s, tx| s.user_change_password(tx, &c)).unwrap();
-    assert_eq!(e.store.check_password("np", "x"), Err(EtcdError::NoPasswordUser));
+    assert_eq!(
+        e.store.check_password("np", "x"),
+        Err(EtcdError::NoPasswordUser)
+    );
 }
 
 #[test]
@@ -230,20 +245,24 @@ fn user_get_list_delete() {
     assert_eq!(g.roles, vec!["r1", "r2"], "roles are sorted");
     assert_eq!(e.store.user_list(&Default::default()).users, vec!["a", "b"]);
     assert_eq!(
-        e.store.user_get(&pb::AuthUserGetRequest { name: "zz".into() }),
+        e.store
+            .user_get(&pb::AuthUserGetRequest { name: "zz".into() }),
         Err(EtcdError::UserNotFound)
     );
-    assert_eq!(EtcdError::UserNotFound.to_string(), "etcdserver: user name not found");
-    let del = |n: &str| {
-        e.apply(|s, tx| s.user_delete(tx, &pb::AuthUserDeleteRequest { name: n.into() }))
-    };
+    assert_eq!(
+        EtcdError::UserNotFound.to_string(),
+        "etcdserver: user name not found"
+    );
+    let del =
+        |n: &str| e.apply(|s, tx| s.user_delete(tx, &pb::AuthUserDeleteRequest { name: n.into() }));
     assert_eq!(del("zz").unwrap_err(), EtcdError::UserNotFound);
     del("b").unwrap();
     assert_eq!(e.store.user_list(&Default::default()).users, vec!["a"]);
     // Root cannot be deleted while auth is enabled, but can be after disabling.
     e.enable_with_root();
     assert_eq!(del("root").unwrap_err(), EtcdError::InvalidAuthMgmt);
-    e.apply(|s, tx| s.auth_disable(tx, &Default::default())).unwrap();
+    e.apply(|s, tx| s.auth_disable(tx, &Default::default()))
+        .unwrap();
     del("root").unwrap();
 }
 
@@ -252,8 +271,14 @@ fn change_password_and_authenticate() {
     let e = Env::new();
     e.enable_with_root();
     e.user_add("u", "old").unwrap();
-    assert_eq!(e.store.check_password("u", "bad"), Err(EtcdError::AuthFailed));
-    assert_eq!(e.store.check_password("nobody", "x"), Err(EtcdError::AuthFailed));
+    assert_eq!(
+        e.store.check_password("u", "bad"),
+        Err(EtcdError::AuthFailed)
+    );
+    assert_eq!(
+        e.store.check_password("nobody", "x"),
+        Err(EtcdError::AuthFailed)
+    );
     let t = e.login("u", "old", 10).unwrap();
     assert!(t.ends_with(".10") && t.len() == SIMPLE_TOKEN_LENGTH + 3);
     assert_eq!(simple_token_index(&t), Some(10));
@@ -267,7 +292,10 @@ fn change_password_and_authenticate() {
     let rev = e.store.revision();
     e.apply(|s, tx| s.user_change_password(tx, &c)).unwrap();
     assert_eq!(e.store.revision(), rev + 1);
-    assert_eq!(e.store.check_password("u", "old"), Err(EtcdError::AuthFailed));
+    assert_eq!(
+        e.store.check_password("u", "old"),
+        Err(EtcdError::AuthFailed)
+    );
     assert_eq!(e.store.check_password("u", "new"), Ok(rev + 1));
     // The old token is gone.
     assert_eq!(
@@ -279,7 +307,8 @@ fn change_password_and_authenticate() {
         ..Default::default()
     };
     assert_eq!(
-        e.apply(|s, tx| s.user_change_password(tx, &missing)).unwrap_err(),
+        e.apply(|s, tx| s.user_change_password(tx, &missing))
+            .unwrap_err(),
         EtcdError::UserNotFound
     );
 }
@@ -288,8 +317,14 @@ fn change_password_and_authenticate() {
 fn authenticate_requires_auth_enabled() {
     let e = Env::new();
     e.user_add("u", "pw").unwrap();
-    assert_eq!(e.store.check_password("u", "pw"), Err(EtcdError::AuthNotEnabled));
-    assert_eq!(e.store.authenticate("u", "p", 1), Err(EtcdError::AuthNotEnabled));
+    assert_eq!(
+        e.store.check_password("u", "pw"),
+        Err(EtcdError::AuthNotEnabled)
+    );
+    assert_eq!(
+        e.store.authenticate("u", "p", 1),
+        Err(EtcdError::AuthNotEnabled)
+    );
 }
 
 #[test]
@@ -297,7 +332,10 @@ fn grant_and_revoke_role() {
     let e = Env::new();
     e.user_add("u", "pw").unwrap();
     assert_eq!(e.grant_role("u", "nope"), Err(EtcdError::RoleNotFound));
-    assert_eq!(EtcdError::RoleNotFound.to_string(), "etcdserver: role name not found");
+    assert_eq!(
+        EtcdError::RoleNotFound.to_string(),
+        "etcdserver: role name not found"
+    );
     assert_eq!(e.grant_role("zz", "root"), Err(EtcdError::UserNotFound));
     e.role_add("r").unwrap();
     e.grant_role("u", "r").unwrap();
@@ -324,14 +362,20 @@ fn grant_and_revoke_role() {
     );
     assert_eq!(revoke("zz", "r").unwrap_err(), EtcdError::UserNotFound);
     e.enable_with_root();
-    assert_eq!(revoke("root", "root").unwrap_err(), EtcdError::InvalidAuthMgmt);
+    assert_eq!(
+        revoke("root", "root").unwrap_err(),
+        EtcdError::InvalidAuthMgmt
+    );
 }
 
 #[test]
 fn role_add_get_list_delete() {
     let e = Env::new();
     assert_eq!(e.role_add(""), Err(EtcdError::RoleEmpty));
-    assert_eq!(EtcdError::RoleEmpty.to_string(), "etcdserver: role name is empty");
+    assert_eq!(
+        EtcdError::RoleEmpty.to_string(),
+        "etcdserver: role name is empty"
+    );
     e.role_add("b").unwrap();
     e.role_add("a").unwrap();
     assert_eq!(e.role_add("a"), Err(EtcdError::RoleAlreadyExist));
@@ -341,18 +385,21 @@ fn role_add_get_list_delete() {
     );
     assert_eq!(e.store.role_list(&Default::default()).roles, vec!["a", "b"]);
     e.grant_perm("a", PermType::Read, b"k", b"").unwrap();
-    let g = e.store.role_get(&pb::AuthRoleGetRequest { role: "a".into() }).unwrap();
+    let g = e
+        .store
+        .role_get(&pb::AuthRoleGetRequest { role: "a".into() })
+        .unwrap();
     assert_eq!(g.perm.len(), 1);
     assert_eq!(
-        e.store.role_get(&pb::AuthRoleGetRequest { role: "zz".into() }),
+        e.store
+            .role_get(&pb::AuthRoleGetRequest { role: "zz".into() }),
         Err(EtcdError::RoleNotFound)
     );
     // Deleting a role takes it away from its users.
     e.user_add("u", "pw").unwrap();
     e.grant_role("u", "a").unwrap();
-    let del = |r: &str| {
-        e.apply(|s, tx| s.role_delete(tx, &pb::AuthRoleDeleteRequest { role: r.into() }))
-    };
+    let del =
+        |r: &str| e.apply(|s, tx| s.role_delete(tx, &pb::AuthRoleDeleteRequest { role: r.into() }));
     assert_eq!(del("zz").unwrap_err(), EtcdError::RoleNotFound);
     del("a").unwrap();
     assert!(e
@@ -363,7 +410,12 @@ fn role_add_get_list_delete() {
         .is_empty());
     // The root role reports full access and cannot be deleted while enabled.
     e.role_add("root").unwrap();
-    let g = e.store.role_get(&pb::AuthRoleGetRequest { role: "root".into() }).unwrap();
+    let g = e
+        .store
+        .role_get(&pb::AuthRoleGetRequest {
+            role: "root".into(),
+        })
+        .unwrap();
     assert_eq!(
         g.perm,
         vec![Permission {
@@ -389,7 +441,8 @@ fn grant_and_revoke_permission() {
         perm: None,
     };
     assert_eq!(
-        e.apply(|s, tx| s.role_grant_permission(tx, &none)).unwrap_err(),
+        e.apply(|s, tx| s.role_grant_permission(tx, &none))
+            .unwrap_err(),
         EtcdError::PermissionNotGiven
     );
     assert_eq!(
@@ -405,7 +458,11 @@ fn grant_and_revoke_permission() {
     e.grant_perm("r", PermType::Read, b"p", b"\0").unwrap();
     // The same key and range end updates the type.
     e.grant_perm("r", PermType::Readwrite, b"z", b"").unwrap();
-    let perms = e.store.role_get(&pb::AuthRoleGetRequest { role: "r".into() }).unwrap().perm;
+    let perms = e
+        .store
+        .role_get(&pb::AuthRoleGetRequest { role: "r".into() })
+        .unwrap()
+        .perm;
     let keys: Vec<&[u8]> = perms.iter().map(|p| p.key.as_slice()).collect();
     assert_eq!(keys, vec![b"a".as_slice(), b"p", b"z"], "sorted by key");
     assert_eq!(perms[2].perm_type, PermType::Readwrite as i32);
@@ -417,7 +474,10 @@ fn grant_and_revoke_permission() {
         };
         e.apply(|s, tx| s.role_revoke_permission(tx, &r))
     };
-    assert_eq!(revoke(b"a", b"b").unwrap_err(), EtcdError::PermissionNotGranted);
+    assert_eq!(
+        revoke(b"a", b"b").unwrap_err(),
+        EtcdError::PermissionNotGranted
+    );
     assert_eq!(
         EtcdError::PermissionNotGranted.to_string(),
         "etcdserver: permission is not granted to the role"
@@ -431,7 +491,8 @@ fn grant_and_revoke_permission() {
         range_end: vec![],
     };
     assert_eq!(
-        e.apply(|s, tx| s.role_revoke_permission(tx, &missing_role)).unwrap_err(),
+        e.apply(|s, tx| s.role_revoke_permission(tx, &missing_role))
+            .unwrap_err(),
         EtcdError::RoleNotFound
     );
 }
@@ -461,8 +522,17 @@ fn state_survives_reopen_and_recover() {
     }
     let backend = Backend::open(&path, BackendConfig::default()).unwrap();
     let store = AuthStore::open(&backend, cfg(), clock).unwrap();
-    assert_eq!(store.status(), AuthStatus { enabled: true, revision: rev });
-    assert_eq!(store.user_list(&Default::default()).users, vec!["root", "u"]);
+    assert_eq!(
+        store.status(),
+        AuthStatus {
+            enabled: true,
+            revision: rev
+        }
+    );
+    assert_eq!(
+        store.user_list(&Default::default()).users,
+        vec!["root", "u"]
+    );
     assert_eq!(store.check_password("u", "pw"), Ok(rev));
     let info = AuthInfo {
         username: "u".into(),
@@ -478,7 +548,13 @@ fn state_survives_reopen_and_recover() {
     let other = tempfile::tempdir().unwrap();
     let empty = Backend::open(&other.path().join("db"), BackendConfig::default()).unwrap();
     store.recover(&empty).unwrap();
-    assert_eq!(store.status(), AuthStatus { enabled: false, revision: 0 });
+    assert_eq!(
+        store.status(),
+        AuthStatus {
+            enabled: false,
+            revision: 0
+        }
+    );
     assert!(store.user_list(&Default::default()).users.is_empty());
 }
 
@@ -497,7 +573,10 @@ fn simple_tokens_expire_and_use_extends_them() {
     let info = e.store.auth_info_from_token(&t).unwrap();
     assert_eq!(info.revision, e.store.revision());
     e.clock.advance(Duration::from_secs(11));
-    assert_eq!(e.store.auth_info_from_token(&t), Err(EtcdError::InvalidAuthToken));
+    assert_eq!(
+        e.store.auth_info_from_token(&t),
+        Err(EtcdError::InvalidAuthToken)
+    );
     let t2 = e.login("root", "rootpw", 6).unwrap();
     assert_eq!(e.store.purge_expired_tokens(), 1);
     e.clock.advance(Duration::from_secs(11));
@@ -506,9 +585,13 @@ fn simple_tokens_expire_and_use_extends_them() {
     assert!(e.store.auth_info_from_token("garbage").is_err());
     // Disabling drops every token.
     let t3 = e.login("root", "rootpw", 7).unwrap();
-    e.apply(|s, tx| s.auth_disable(tx, &Default::default())).unwrap();
+    e.apply(|s, tx| s.auth_disable(tx, &Default::default()))
+        .unwrap();
     e.enable().unwrap();
-    assert_eq!(e.store.auth_info_from_token(&t3), Err(EtcdError::InvalidAuthToken));
+    assert_eq!(
+        e.store.auth_info_from_token(&t3),
+        Err(EtcdError::InvalidAuthToken)
+    );
 }
 
 #[test]
@@ -519,7 +602,10 @@ fn deleting_a_user_invalidates_its_tokens() {
     let t = e.login("u", "pw", 3).unwrap();
     e.apply(|s, tx| s.user_delete(tx, &pb::AuthUserDeleteRequest { name: "u".into() }))
         .unwrap();
-    assert_eq!(e.store.auth_info_from_token(&t), Err(EtcdError::InvalidAuthToken));
+    assert_eq!(
+        e.store.auth_info_from_token(&t),
+        Err(EtcdError::InvalidAuthToken)
+    );
 }
 
 const HS_SECRET: &str = "0123456789abcdef0123456789abcdef";
@@ -532,7 +618,10 @@ fn jwt_tokens_carry_username_and_revision() {
     let opts: TokenOptions = format!("jwt,priv-key={},sign-method=HS256,ttl=1m", key.display())
         .parse()
         .unwrap();
-    let e = Env::with(AuthConfig { token: opts, ..cfg() });
+    let e = Env::with(AuthConfig {
+        token: opts,
+        ..cfg()
+    });
     assert_eq!(e.store.gen_token_prefix(), "");
     e.enable_with_root();
     e.user_add("u", "pw").unwrap();
@@ -540,7 +629,13 @@ fn jwt_tokens_carry_username_and_revision() {
     let t = e.login("u", "pw", 0).unwrap();
     assert_eq!(t.split('.').count(), 3, "a JWT");
     let info = e.store.auth_info_from_token(&t).unwrap();
-    assert_eq!(info, AuthInfo { username: "u".into(), revision: rev });
+    assert_eq!(
+        info,
+        AuthInfo {
+            username: "u".into(),
+            revision: rev
+        }
+    );
     // The token's revision goes stale when the store changes.
     e.role_add("x").unwrap();
     assert_eq!(
@@ -555,7 +650,10 @@ fn jwt_tokens_carry_username_and_revision() {
     let mut bad = t.clone();
     bad.pop();
     bad.push(if t.ends_with('A') { 'B' } else { 'A' });
-    assert_eq!(e.store.auth_info_from_token(&bad), Err(EtcdError::InvalidAuthToken));
+    assert_eq!(
+        e.store.auth_info_from_token(&bad),
+        Err(EtcdError::InvalidAuthToken)
+    );
 }
 
 #[test]
@@ -572,7 +670,10 @@ fn jwt_key_errors_are_reported() {
     };
     assert!(matches!(open(missing), Err(AuthError::InvalidOptions(_))));
     let bad_method: TokenOptions = "jwt,sign-method=XX999".parse().unwrap();
-    assert!(matches!(open(bad_method), Err(AuthError::InvalidOptions(_))));
+    assert!(matches!(
+        open(bad_method),
+        Err(AuthError::InvalidOptions(_))
+    ));
     let no_file: TokenOptions = "jwt,sign-method=RS256,priv-key=/nonexistent/key"
         .parse()
         .unwrap();
@@ -592,7 +693,10 @@ fn nop_token_provider_refuses_authenticate() {
 #[test]
 fn auth_info_from_request_and_common_name() {
     let e = Env::new();
-    assert_eq!(e.store.auth_info_from_request(Some("junk"), None), Ok(AuthInfo::default()));
+    assert_eq!(
+        e.store.auth_info_from_request(Some("junk"), None),
+        Ok(AuthInfo::default())
+    );
     e.enable_with_root();
     assert_eq!(
         e.store.auth_info_from_request(Some("junk"), Some("root")),
@@ -601,7 +705,10 @@ fn auth_info_from_request_and_common_name() {
     let cn = e.store.auth_info_from_request(None, Some("root")).unwrap();
     assert_eq!(cn, e.info("root"));
     assert_eq!(e.store.auth_info_from_common_name("root"), e.info("root"));
-    assert_eq!(e.store.auth_info_from_request(None, None), Ok(AuthInfo::default()));
+    assert_eq!(
+        e.store.auth_info_from_request(None, None),
+        Ok(AuthInfo::default())
+    );
     assert_eq!(e.store.root_auth_info(), e.info("root"));
 }
 
@@ -642,20 +749,32 @@ fn disabled_auth_allows_everything_and_anonymous_is_refused_when_enabled() {
     assert_eq!(e.store.is_put_permitted(&anon, b"k"), Ok(()));
     assert_eq!(e.store.is_admin_permitted(&anon), Ok(()));
     e.enable_with_root();
-    assert_eq!(e.store.is_put_permitted(&anon, b"k"), Err(EtcdError::UserEmpty));
+    assert_eq!(
+        e.store.is_put_permitted(&anon, b"k"),
+        Err(EtcdError::UserEmpty)
+    );
     assert_eq!(e.store.is_admin_permitted(&anon), Err(EtcdError::UserEmpty));
-    assert_eq!(e.store.check_lease_time_to_live(&anon, &[]), Err(EtcdError::UserEmpty));
+    assert_eq!(
+        e.store.check_lease_time_to_live(&anon, &[]),
+        Err(EtcdError::UserEmpty)
+    );
 }
 
 #[test]
 fn root_bypasses_and_unknown_user_is_denied() {
     let e = checks_env();
     let root = e.info("root");
-    assert_eq!(e.store.is_delete_range_permitted(&root, b"\0", b"\0"), Ok(()));
+    assert_eq!(
+        e.store.is_delete_range_permitted(&root, b"\0", b"\0"),
+        Ok(())
+    );
     assert_eq!(e.store.is_admin_permitted(&root), Ok(()));
     let ghost = e.info("ghost");
     assert_eq!(e.store.is_range_permitted(&ghost, b"a", b""), DENIED);
-    assert_eq!(e.store.is_admin_permitted(&ghost), Err(EtcdError::UserNotFound));
+    assert_eq!(
+        e.store.is_admin_permitted(&ghost),
+        Err(EtcdError::UserNotFound)
+    );
     assert_eq!(e.store.is_admin_permitted(&e.info("u")), DENIED);
 }
 
@@ -664,8 +783,14 @@ fn old_revision_is_refused() {
     let e = checks_env();
     let u = e.info("u");
     e.role_add("other").unwrap();
-    assert_eq!(e.store.is_range_permitted(&u, b"a", b""), Err(EtcdError::AuthOldRevision));
-    assert_eq!(e.store.check_revision_unchanged(&u), Err(EtcdError::AuthOldRevision));
+    assert_eq!(
+        e.store.is_range_permitted(&u, b"a", b""),
+        Err(EtcdError::AuthOldRevision)
+    );
+    assert_eq!(
+        e.store.check_revision_unchanged(&u),
+        Err(EtcdError::AuthOldRevision)
+    );
     assert_eq!(e.store.check_revision_unchanged(&e.info("u")), Ok(()));
 }
 
@@ -683,12 +808,27 @@ fn range_put_delete_checks() {
     assert_eq!(e.store.check_range(&u, &range(b"b", b"\0")), DENIED);
     assert_eq!(e.store.check_watch(&u, b"a", b"c"), Ok(()));
     assert_eq!(e.store.check_watch(&u, b"a", b"\0"), DENIED);
-    assert_eq!(e.store.check_put(&u, &put(b"w", false, 0), &NoLeases), Ok(()));
-    assert_eq!(e.store.check_put(&u, &put(b"a", false, 0), &NoLeases), DENIED);
+    assert_eq!(
+        e.store.check_put(&u, &put(b"w", false, 0), &NoLeases),
+        Ok(())
+    );
+    assert_eq!(
+        e.store.check_put(&u, &put(b"a", false, 0), &NoLeases),
+        DENIED
+    );
     // prev_kv needs read too: "x" is write-only.
-    assert_eq!(e.store.check_put(&u, &put(b"x", false, 0), &NoLeases), Ok(()));
-    assert_eq!(e.store.check_put(&u, &put(b"x", true, 0), &NoLeases), DENIED);
-    assert_eq!(e.store.check_put(&u, &put(b"w", true, 0), &NoLeases), Ok(()));
+    assert_eq!(
+        e.store.check_put(&u, &put(b"x", false, 0), &NoLeases),
+        Ok(())
+    );
+    assert_eq!(
+        e.store.check_put(&u, &put(b"x", true, 0), &NoLeases),
+        DENIED
+    );
+    assert_eq!(
+        e.store.check_put(&u, &put(b"w", true, 0), &NoLeases),
+        Ok(())
+    );
     let del = |k: &[u8], prev_kv: bool| pb::DeleteRangeRequest {
         key: k.to_vec(),
         range_end: vec![],
@@ -715,7 +855,10 @@ fn put_with_lease_needs_write_on_its_keys() {
     assert_eq!(e.store.check_lease_revoke(&u, &leases(7)), Ok(()));
     assert_eq!(e.store.check_lease_revoke(&u, &leases(8)), DENIED);
     // Time-to-live with keys needs read on each ("x" is write-only).
-    assert_eq!(e.store.check_lease_time_to_live(&u, &[b"w".to_vec()]), Ok(()));
+    assert_eq!(
+        e.store.check_lease_time_to_live(&u, &[b"w".to_vec()]),
+        Ok(())
+    );
     assert_eq!(e.store.check_lease_time_to_live(&u, &leases(7)), DENIED);
     // The same lease check applies to a put inside a nested txn.
     let t = pb::TxnRequest {
@@ -793,7 +936,11 @@ fn txn_checks_compares_and_every_nested_op() {
     };
     assert_eq!(e.store.check_txn(&u, &nested_cmp, &NoLeases), DENIED);
     assert_eq!(
-        e.store.check_txn(&u, &deep(op(Request::RequestPut(put(b"w", true, 0)))), &NoLeases),
+        e.store.check_txn(
+            &u,
+            &deep(op(Request::RequestPut(put(b"w", true, 0)))),
+            &NoLeases
+        ),
         Ok(())
     );
 }
@@ -859,24 +1006,40 @@ fn jwt_rs256_and_es256_sign_and_verify() {
         let e = jwt_env(&opts);
         e.enable_with_root();
         let t = e.login("root", "rootpw", 0).unwrap();
-        assert_eq!(e.store.auth_info_from_token(&t).unwrap(), e.info("root"), "{opts}");
+        assert_eq!(
+            e.store.auth_info_from_token(&t).unwrap(),
+            e.info("root"),
+            "{opts}"
+        );
     }
 }
 
 #[test]
 fn jwt_verify_only_key_cannot_sign_but_verifies() {
-    let signer = jwt_env(&format!("jwt,priv-key={},sign-method=ES256", testdata("ec.pem")));
+    let signer = jwt_env(&format!(
+        "jwt,priv-key={},sign-method=ES256",
+        testdata("ec.pem")
+    ));
     signer.enable_with_root();
     let t = signer.login("root", "rootpw", 0).unwrap();
-    let verifier = jwt_env(&format!("jwt,pub-key={},sign-method=ES256", testdata("ecpub.pem")));
+    let verifier = jwt_env(&format!(
+        "jwt,pub-key={},sign-method=ES256",
+        testdata("ecpub.pem")
+    ));
     verifier.enable_with_root();
     assert!(matches!(
         verifier.login("root", "rootpw", 0),
         Err(EtcdError::Internal(_))
     ));
-    assert_eq!(verifier.store.auth_info_from_token(&t).unwrap().username, "root");
+    assert_eq!(
+        verifier.store.auth_info_from_token(&t).unwrap().username,
+        "root"
+    );
     // A token of another algorithm is refused.
-    let rs = jwt_env(&format!("jwt,priv-key={},sign-method=RS256", testdata("rsa.pem")));
+    let rs = jwt_env(&format!(
+        "jwt,priv-key={},sign-method=RS256",
+        testdata("rsa.pem")
+    ));
     rs.enable_with_root();
     let rt = rs.login("root", "rootpw", 0).unwrap();
     assert_eq!(

@@ -75,8 +75,9 @@ impl FromStr for TokenOptions {
             "jwt" => {
                 let get = |k: &str| opts.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
                 let ttl = match get("ttl").filter(|v| !v.is_empty()) {
-                    Some(v) => parse_go_duration(v)
-                        .ok_or_else(|| bad(format!("invalid JWT ttl {v:?}")))?,
+                    Some(v) => {
+                        parse_go_duration(v).ok_or_else(|| bad(format!("invalid JWT ttl {v:?}")))?
+                    }
                     None => DEFAULT_JWT_TTL,
                 };
                 for (k, _) in &opts {
@@ -275,7 +276,10 @@ mod tests {
 
     #[test]
     fn parses_etcd_token_options() {
-        assert_eq!("simple".parse::<TokenOptions>().unwrap(), TokenOptions::Simple);
+        assert_eq!(
+            "simple".parse::<TokenOptions>().unwrap(),
+            TokenOptions::Simple
+        );
         assert_eq!("".parse::<TokenOptions>().unwrap(), TokenOptions::None);
         let TokenOptions::Jwt(j) = "jwt,pub-key=/a.pub,priv-key=/a.priv,sign-method=RS256,ttl=10m"
             .parse::<TokenOptions>()

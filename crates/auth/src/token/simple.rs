@@ -94,7 +94,9 @@ impl SimpleTokens {
         if !i.enabled {
             return Ok(token);
         }
-        if i.last_sweep.is_none_or(|t| now.duration_since(t) >= SWEEP_INTERVAL) {
+        if i.last_sweep
+            .is_none_or(|t| now.duration_since(t) >= SWEEP_INTERVAL)
+        {
             i.tokens.retain(|_, (_, exp)| *exp >= now);
             i.last_sweep = Some(now);
         }
@@ -103,7 +105,8 @@ impl SimpleTokens {
                 "failed to assign already-used simple token to a user".into(),
             ));
         }
-        i.tokens.insert(token.clone(), (user.to_string(), now + self.ttl));
+        i.tokens
+            .insert(token.clone(), (user.to_string(), now + self.ttl));
         Ok(token)
     }
 
