@@ -232,6 +232,17 @@ mod tests {
         );
         let s: Status = EtcdError::LeaseNotFound.into();
         assert_eq!(s.code(), Code::NotFound);
+        let s: Status = EtcdError::AuthOldRevision.into();
+        assert_eq!(s.code(), Code::InvalidArgument);
+        assert_eq!(s.message(), "etcdserver: revision of auth store is old");
+        let s: Status = EtcdError::PermissionNotGiven.into();
+        assert_eq!(s.code(), Code::InvalidArgument);
+        assert_eq!(s.message(), "etcdserver: permission not given");
+        assert_eq!(EtcdError::NoPasswordUser.code(), Code::Unknown);
+        assert_eq!(
+            EtcdError::from_status_message("etcdserver: permission denied"),
+            EtcdError::PermissionDenied
+        );
         let s: Status = EtcdError::Unimplemented("Watch").into();
         assert_eq!(s.code(), Code::Unimplemented);
         assert!(s.message().contains("Watch"));
