@@ -25,6 +25,8 @@ mod store;
 mod token;
 
 #[cfg(test)]
+mod check_tests;
+#[cfg(test)]
 mod prop_tests;
 #[cfg(test)]
 mod tests;
