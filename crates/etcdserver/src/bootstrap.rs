@@ -60,6 +60,8 @@ pub struct NodeConfig {
     pub enable_lease_checkpoint: bool,
     /// Where raft-rs's own log records go (the binary bridges them to `tracing`).
     pub raft_logger: slog::Logger,
+    /// `--auth-token`, `--auth-token-ttl`, `--bcrypt-cost`.
+    pub auth: oxcd_auth::AuthConfig,
 }
 
 /// A running member: its server state and the Raft and apply threads.
@@ -163,6 +165,14 @@ impl Node {
         let start_applied = applied.load(Ordering::Acquire);
         let (applied_tx, applied_rx) = watch::channel(start_applied);
         let alarms = Arc::new(AlarmStore::open(&backend)?);
+        let auth = Arc::new(
+            oxcd_auth::AuthStore::open(
+                &backend,
+                cfg.auth.clone(),
+                Arc::new(oxcd_lease::MonotonicClock),
+            )
+            .map_err(|e| Error::Config(format!("auth store: {e}")))?,
+        );
         let applier = Applier {
             backend: backend.clone(),
             store: store.clone(),
@@ -178,7 +188,14 @@ impl Node {
                 promote_extend: cfg.election_timeout,
             },
             alarms: alarms.clone(),
-            guards: vec![Box::new(AlarmGuard(alarms.clone()))],
+            auth: auth.clone(),
+            guards: vec![
+                Box::new(AlarmGuard(alarms.clone())),
+                Box::new(crate::apply_auth::AuthGuard {
+                    auth: auth.clone(),
+                    lessor: lessor.clone(),
+                }),
+            ],
             snapshot_count: cfg.snapshot_count.max(1),
             snapshot_index: start_applied,
         };
@@ -203,7 +220,7 @@ impl Node {
             backend,
             store,
             watchable,
-            auth: oxcd_auth::AuthStore::new(),
+            auth,
             status,
             applied,
             applied_rx,
@@ -219,6 +236,7 @@ impl Node {
         });
         crate::metrics::init(member_id, oxcd_api::ETCD_API_VERSION);
         crate::lessor_loop::spawn(server.clone());
+        crate::auth_server::spawn_token_keeper(&server);
         Ok(Node {
             server,
             raft_thread: Some(raft_thread),

@@ -11,9 +11,11 @@
 
 mod alarm;
 mod apply;
+mod apply_auth;
 mod apply_guard;
 mod apply_lease;
 mod apply_membership;
+mod auth_server;
 mod bootstrap;
 mod cluster_ops;
 mod error;
@@ -36,5 +38,6 @@ pub use bootstrap::{Node, NodeConfig};
 pub use error::{Error, Result};
 pub use lease_server::LeaseHub;
 pub use membership::format_url;
+pub use oxcd_auth::{AuthConfig, AuthInfo, TokenOptions};
 pub use peer::PeerService;
 pub use server::{EtcdServer, ServerSettings};

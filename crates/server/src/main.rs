@@ -269,6 +269,15 @@ fn node_config(cfg: &config::Config) -> NodeConfig {
         election_timeout: cfg.election_timeout,
         enable_lease_checkpoint: cfg.enable_lease_checkpoint,
         raft_logger: logging::raft_logger(),
+        auth: oxcd_etcdserver::AuthConfig {
+            // Parsed and checked by the config already.
+            token: cfg
+                .auth_token
+                .parse()
+                .unwrap_or(oxcd_etcdserver::TokenOptions::Simple),
+            token_ttl: cfg.auth_token_ttl,
+            bcrypt_cost: cfg.bcrypt_cost,
+        },
     }
 }
 

@@ -142,6 +142,20 @@ impl Builder<'_> {
         let max_request_bytes =
             self.parse("max_request_bytes", &f.max_request_bytes, parse_go_usize)?;
         let max_txn_ops = self.parse("max_txn_ops", &f.max_txn_ops, parse_go_usize)?;
+        self.parse("auth_token", &f.auth_token, |s| {
+            s.parse::<oxcd_etcdserver::TokenOptions>()
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })?;
+        let auth_token_ttl = self.parse("auth_token_ttl", &f.auth_token_ttl, parse_go_uint)?;
+        let bcrypt_cost = self.parse("bcrypt_cost", &f.bcrypt_cost, parse_go_uint)?;
+        if !(4..=31).contains(&bcrypt_cost) {
+            return Err(invalid(
+                &f.bcrypt_cost,
+                &self.origin("bcrypt_cost"),
+                "bcrypt cost must be between 4 and 31",
+            ));
+        }
         let snapshot_count = self.parse("snapshot_count", &f.snapshot_count, parse_go_uint)?;
         let snapshot_catchup_entries = self.parse(
             "snapshot_catchup_entries",
@@ -252,6 +266,9 @@ impl Builder<'_> {
             initial_cluster_state,
             max_request_bytes,
             max_txn_ops,
+            auth_token: f.auth_token,
+            auth_token_ttl: Duration::from_secs(auth_token_ttl),
+            bcrypt_cost: bcrypt_cost as u32,
             snapshot_count,
             snapshot_catchup_entries,
             heartbeat_interval: Duration::from_millis(heartbeat_ms),
