@@ -18,6 +18,7 @@ mod kv_client;
 mod lease_etcdctl;
 mod lease_grpc;
 mod lease_restart;
+mod maintenance;
 mod watch_checker;
 mod watch_clients;
 mod watch_etcdctl;
