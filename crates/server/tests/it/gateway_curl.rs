@@ -142,7 +142,7 @@ fn watch_streams_events_as_json_lines() {
     let s = TestServer::start();
     let url = format!("{}/v3/watch", s.client_url());
     let body = json!({"create_request": {"key": b64("/cwm/"), "range_end": b64("/cwm0")}});
-    let mut child = Command::new("curl")
+    let child = Command::new("curl")
         .args(["-s", "-N", "-m", "8", "-X", "POST", &url, "-d", &body.to_string()])
         .stdout(Stdio::piped())
         .stdin(Stdio::null())
