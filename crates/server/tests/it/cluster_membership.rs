@@ -210,7 +210,7 @@ fn add_learner_promote_and_remove_under_load() {
     assert!(promoted.is_some(), "member promote failed: {last:?}");
     assert!(
         last.stdout
-            .contains(&format!("Member {hex} promoted in cluster")),
+            .contains(&format!("Member {new_id:16x} promoted in cluster")),
         "promote output: {last:?}"
     );
     let l = member_list(&c, n4);
@@ -233,7 +233,7 @@ fn add_learner_promote_and_remove_under_load() {
     let out = c.etcdctl(leader, &["member", "remove", &format!("{rid:x}")]);
     assert!(
         out.ok()
-            .contains(&format!("Member {rid:x} removed from cluster")),
+            .contains(&format!("Member {rid:16x} removed from cluster")),
         "member remove output: {out:?}"
     );
     let exit = c.members[r].wait_exit(Duration::from_secs(20));

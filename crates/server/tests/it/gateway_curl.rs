@@ -59,15 +59,26 @@ fn kv_lease_and_txn_through_the_gateway() {
         .unwrap();
     assert!(rev >= 2, "{put}");
 
-    let (code, got) = post(&s, "/v3/kv/range", &json!({"key": b64("/config/myapp/rate_limit")}));
+    let (code, got) = post(
+        &s,
+        "/v3/kv/range",
+        &json!({"key": b64("/config/myapp/rate_limit")}),
+    );
     assert_eq!(code, 200);
     assert_eq!(got["count"], "1", "{got}");
     assert_eq!(unb64(&got["kvs"][0]["value"]), "200");
     assert_eq!(got["kvs"][0]["mod_revision"], rev.to_string());
-    assert!(got["kvs"][0].get("lease").is_none(), "defaults are omitted: {got}");
+    assert!(
+        got["kvs"][0].get("lease").is_none(),
+        "defaults are omitted: {got}"
+    );
 
     // Prefix listing, as the seed's get_prefix.
-    post(&s, "/v3/kv/put", &json!({"key": b64("/config/myapp/db"), "value": b64("pg")}));
+    post(
+        &s,
+        "/v3/kv/put",
+        &json!({"key": b64("/config/myapp/db"), "value": b64("pg")}),
+    );
     let (_, list) = post(
         &s,
         "/v3/kv/range",
@@ -92,7 +103,10 @@ fn kv_lease_and_txn_through_the_gateway() {
     // A lease and a key attached to it; revoking deletes the key.
     let (code, lease) = post(&s, "/v3/lease/grant", &json!({"TTL": "60"}));
     assert_eq!(code, 200, "{lease}");
-    let id = lease["ID"].as_str().expect("lease id as a string").to_string();
+    let id = lease["ID"]
+        .as_str()
+        .expect("lease id as a string")
+        .to_string();
     assert_eq!(lease["TTL"], "60");
     post(
         &s,
@@ -104,7 +118,10 @@ fn kv_lease_and_txn_through_the_gateway() {
     let (code, _) = post(&s, "/v3/lease/revoke", &json!({"ID": id}));
     assert_eq!(code, 200);
     let (_, gone) = post(&s, "/v3/kv/range", &json!({"key": b64("/services/a")}));
-    assert!(gone.get("kvs").is_none(), "revoked lease's key is gone: {gone}");
+    assert!(
+        gone.get("kvs").is_none(),
+        "revoked lease's key is gone: {gone}"
+    );
 
     let (code, del) = post(
         &s,
@@ -120,10 +137,17 @@ fn kv_lease_and_txn_through_the_gateway() {
 fn errors_carry_etcds_code_and_message() {
     let s = TestServer::start();
     // A range at a future revision: OutOfRange (11), etcd's string, HTTP 400.
-    let (code, e) = post(&s, "/v3/kv/range", &json!({"key": b64("k"), "revision": "99"}));
+    let (code, e) = post(
+        &s,
+        "/v3/kv/range",
+        &json!({"key": b64("k"), "revision": "99"}),
+    );
     assert_eq!(code, 400, "{e}");
     assert_eq!(e["code"], 11, "{e}");
-    assert_eq!(e["error"], "etcdserver: mvcc: required revision is a future revision");
+    assert_eq!(
+        e["error"],
+        "etcdserver: mvcc: required revision is a future revision"
+    );
     // A put without a key: InvalidArgument (3).
     let (code, e) = post(&s, "/v3/kv/put", &json!({"value": b64("v")}));
     assert_eq!(code, 400, "{e}");
@@ -143,7 +167,17 @@ fn watch_streams_events_as_json_lines() {
     let url = format!("{}/v3/watch", s.client_url());
     let body = json!({"create_request": {"key": b64("/cwm/"), "range_end": b64("/cwm0")}});
     let child = Command::new("curl")
-        .args(["-s", "-N", "-m", "8", "-X", "POST", &url, "-d", &body.to_string()])
+        .args([
+            "-s",
+            "-N",
+            "-m",
+            "8",
+            "-X",
+            "POST",
+            &url,
+            "-d",
+            &body.to_string(),
+        ])
         .stdout(Stdio::piped())
         .stdin(Stdio::null())
         .spawn()
@@ -156,7 +190,9 @@ fn watch_streams_events_as_json_lines() {
         &json!({"key": b64("/cwm/production/webhooks/github"), "value": b64("{}")}),
     );
     assert_eq!(code, 200);
-    let out = child.wait_with_output().expect("curl ends at its time limit");
+    let out = child
+        .wait_with_output()
+        .expect("curl ends at its time limit");
     let text = String::from_utf8_lossy(&out.stdout);
     let msgs: Vec<Value> = text
         .lines()
@@ -167,10 +203,18 @@ fn watch_streams_events_as_json_lines() {
     assert_eq!(msgs[0]["result"]["created"], true, "{text}");
     let ev = msgs
         .iter()
-        .find_map(|m| m["result"]["events"].as_array().and_then(|e| e.first()).cloned())
+        .find_map(|m| {
+            m["result"]["events"]
+                .as_array()
+                .and_then(|e| e.first())
+                .cloned()
+        })
         .unwrap_or_else(|| panic!("no event in {text}"));
     assert_eq!(unb64(&ev["kv"]["key"]), "/cwm/production/webhooks/github");
-    assert!(ev.get("type").is_none(), "PUT is the default, omitted: {ev}");
+    assert!(
+        ev.get("type").is_none(),
+        "PUT is the default, omitted: {ev}"
+    );
 }
 
 #[test]
@@ -184,8 +228,18 @@ fn health_version_and_metrics() {
     let (code, v) = curl(&[&format!("{}/version", s.client_url())], 10);
     assert_eq!(code, 200);
     let v: Value = serde_json::from_str(&v).unwrap();
-    assert!(v["etcdserver"].as_str().is_some_and(|x| x.starts_with("3.")), "{v}");
-    assert!(v["etcdcluster"].as_str().is_some_and(|x| x.starts_with("3.")), "{v}");
+    assert!(
+        v["etcdserver"]
+            .as_str()
+            .is_some_and(|x| x.starts_with("3.")),
+        "{v}"
+    );
+    assert!(
+        v["etcdcluster"]
+            .as_str()
+            .is_some_and(|x| x.starts_with("3.")),
+        "{v}"
+    );
 
     let scrape = || {
         let (code, text) = curl(&[&format!("{}/metrics", s.client_url())], 10);
@@ -193,26 +247,42 @@ fn health_version_and_metrics() {
         metrics(&text)
     };
     let before = scrape();
-    assert_eq!(before.get("etcd_server_has_leader"), Some(&1.0), "{before:?}");
+    assert_eq!(
+        before.get("etcd_server_has_leader"),
+        Some(&1.0),
+        "{before:?}"
+    );
     for i in 0..5 {
-        post(&s, "/v3/kv/put", &json!({"key": b64(&format!("m{i}")), "value": b64("v")}));
+        post(
+            &s,
+            "/v3/kv/put",
+            &json!({"key": b64(&format!("m{i}")), "value": b64("v")}),
+        );
     }
     let after = scrape();
     let applied = |m: &std::collections::HashMap<String, f64>| {
         *m.get("etcd_server_proposals_applied_total")
             .expect("etcd_server_proposals_applied_total")
     };
-    assert!(applied(&after) >= applied(&before) + 5.0, "{before:?} -> {after:?}");
+    assert!(
+        applied(&after) >= applied(&before) + 5.0,
+        "{before:?} -> {after:?}"
+    );
     assert!(after.contains_key("etcd_mvcc_db_total_size_in_bytes"));
 }
 
 /// Prometheus text exposition: unlabelled samples by name (labelled ones are summed).
 fn metrics(text: &str) -> std::collections::HashMap<String, f64> {
     let mut out = std::collections::HashMap::new();
-    for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
         let (name_labels, value) = line.rsplit_once(' ').expect("sample line: name value");
         let name = name_labels.split('{').next().unwrap().to_string();
-        let v: f64 = value.parse().unwrap_or_else(|_| panic!("bad sample {line}"));
+        let v: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad sample {line}"));
         *out.entry(name).or_insert(0.0) += v;
     }
     out
