@@ -342,7 +342,10 @@ impl RaftNode {
             .links
             .applied
             .load(Ordering::Acquire)
-            .min(self.node.raft.raft_log.committed);
+            .min(self.node.raft.raft_log.committed)
+            // An installed snapshot's data may run past its raft index (the leader read
+            // its backend after taking the snapshot); raft-rs only accepts up to persisted.
+            .min(self.node.raft.raft_log.persisted);
         if applied > self.node.raft.raft_log.applied {
             self.node.advance_apply_to(applied);
             self.node.mut_store().set_applied(applied);

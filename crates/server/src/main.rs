@@ -25,8 +25,16 @@ use crate::error::{Error, Result};
 fn main() -> ExitCode {
     // A panic on any thread stops the process, as in etcd: a half-dead member (say, a Raft
     // thread gone while listeners stay up) must not keep its ports.
+    // The default hook's backtrace (RUST_BACKTRACE) can take seconds to symbolize on a
+    // loaded machine, so a watchdog ends the process even if printing it stalls.
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
+        let _ = std::thread::Builder::new()
+            .name("panic-exit".into())
+            .spawn(|| {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                std::process::exit(2);
+            });
         default_hook(info);
         std::process::exit(2);
     }));
