@@ -11,26 +11,16 @@
 use std::collections::BTreeSet;
 
 use oxcd_api::etcdserverpb::{AlarmMember, AlarmType};
-use oxcd_storage::schema::ALARM_TABLE;
 use oxcd_storage::{Backend, WriteTx};
 use parking_lot::RwLock;
-use prost::Message;
-use redb::ReadableTable;
 
 use crate::error::{Error, Result};
 
-/// The active alarms: (member id, alarm type).
+/// The active alarms: (member id, alarm type). The table itself is storage's
+/// (`oxcd_storage::alarm`); this is its in-memory mirror.
 #[derive(Debug, Default)]
 pub struct AlarmStore {
     active: RwLock<BTreeSet<(u64, i32)>>,
-}
-
-fn storage(e: impl Into<oxcd_storage::Error>) -> Error {
-    Error::Storage(e.into())
-}
-
-fn encode(member_id: u64, alarm: i32) -> Vec<u8> {
-    AlarmMember { member_id, alarm }.encode_to_vec()
 }
 
 impl AlarmStore {
@@ -43,15 +33,10 @@ impl AlarmStore {
 
     /// Re-reads the alarm table (after a snapshot replaced the backend).
     pub fn reload(&self, backend: &Backend) -> Result<()> {
-        let rtx = backend.read_tx()?;
-        let t = rtx.open_table(ALARM_TABLE).map_err(storage)?;
-        let mut set = BTreeSet::new();
-        for row in t.iter().map_err(storage)? {
-            let (k, _) = row.map_err(storage)?;
-            let m = AlarmMember::decode(k.value())
-                .map_err(|e| Error::Corrupt(format!("alarm record: {e}")))?;
-            set.insert((m.member_id, m.alarm));
-        }
+        let set = oxcd_storage::alarm::list(backend)?
+            .into_iter()
+            .map(|m| (m.member_id, m.alarm))
+            .collect();
         *self.active.write() = set;
         Ok(())
     }
@@ -63,12 +48,15 @@ impl AlarmStore {
         member_id: u64,
         alarm: i32,
     ) -> Result<Option<AlarmMember>> {
-        if alarm == AlarmType::None as i32 || self.active.read().contains(&(member_id, alarm)) {
+        let Ok(kind) = AlarmType::try_from(alarm) else {
+            return Err(Error::Etcd(oxcd_api::EtcdError::InvalidArgument(format!(
+                "unknown alarm type {alarm}"
+            ))));
+        };
+        if kind == AlarmType::None || self.active.read().contains(&(member_id, alarm)) {
             return Ok(None);
         }
-        let mut t = wtx.tx.open_table(ALARM_TABLE).map_err(storage)?;
-        t.insert(encode(member_id, alarm).as_slice(), [].as_slice())
-            .map_err(storage)?;
+        oxcd_storage::alarm::activate(wtx, member_id, kind)?;
         self.active.write().insert((member_id, alarm));
         Ok(Some(AlarmMember { member_id, alarm }))
     }
@@ -80,12 +68,13 @@ impl AlarmStore {
         member_id: u64,
         alarm: i32,
     ) -> Result<Option<AlarmMember>> {
+        let Ok(kind) = AlarmType::try_from(alarm) else {
+            return Ok(None);
+        };
         if !self.active.read().contains(&(member_id, alarm)) {
             return Ok(None);
         }
-        let mut t = wtx.tx.open_table(ALARM_TABLE).map_err(storage)?;
-        t.remove(encode(member_id, alarm).as_slice())
-            .map_err(storage)?;
+        oxcd_storage::alarm::deactivate(wtx, member_id, kind)?;
         self.active.write().remove(&(member_id, alarm));
         Ok(Some(AlarmMember { member_id, alarm }))
     }

@@ -68,6 +68,9 @@ pub struct Applier {
     pub alarms: Arc<AlarmStore>,
     /// The applier chain's guards, in order (see `apply_guard`).
     pub guards: Vec<Box<dyn Guard>>,
+    /// Physical compaction jobs, run in order by the compaction thread.
+    pub compact_tx: Sender<crate::compactor::QueuedJob>,
+    pub compaction_state: Arc<crate::compactor::CompactionState>,
     pub snapshot_count: u64,
     /// Applied index at the last log compaction request.
     pub snapshot_index: u64,
@@ -249,10 +252,14 @@ impl Applier {
             Request::LeaseGrant(r) => return self.apply_lease_grant(wtx, &r),
             Request::LeaseRevoke(r) => return self.apply_lease_revoke(wtx, &r),
             Request::LeaseCheckpoint(r) => return self.apply_lease_checkpoint(wtx, &r),
-            Request::Compaction(r) => self
-                .store
-                .compact(wtx, r.revision)
-                .map(|_| Applied::Compaction),
+            Request::Compaction(r) => self.store.compact_logical(wtx, r.revision).map(|job| {
+                let epoch = self.compaction_state.epoch.load(Ordering::Acquire);
+                // Its steps wait for this batch's commit (one writer at a time).
+                let _ = self
+                    .compact_tx
+                    .send(crate::compactor::QueuedJob { job, epoch });
+                Applied::Compaction
+            }),
             Request::MemberUpdate(m) => return self.apply_member_update(wtx, m),
             Request::Alarm(r) => return self.apply_alarm(wtx, &r),
         };

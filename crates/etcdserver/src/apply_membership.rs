@@ -128,6 +128,7 @@ impl Applier {
             fatal(&format!("installing snapshot at {index}: {e}"));
         }
         fail::fail_point!("applyAfterOpenSnapshot");
+        self.compaction_state.epoch.fetch_add(1, Ordering::AcqRel);
         if let Err(e) = self.store.reload() {
             fatal(&format!("reloading the MVCC store from a snapshot: {e}"));
         }

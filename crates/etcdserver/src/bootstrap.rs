@@ -29,6 +29,7 @@ use crate::apply::Applier;
 use crate::apply_guard::AlarmGuard;
 use crate::error::{Error, Result};
 use crate::membership::RaftCluster;
+use crate::quota::QuotaGuard;
 use crate::raft_node::{RaftLinks, RaftMsg, RaftNode, RaftNodeConfig, RaftStatus};
 use crate::server::{EtcdServer, ServerSettings};
 use crate::snapshot::SnapshotInbox;
@@ -62,6 +63,10 @@ pub struct NodeConfig {
     pub peer_tls: Option<oxcd_tls::TlsConnector>,
     /// Dials `https://` client URLs of the leader (lease forwarding); `None`: plaintext only.
     pub client_tls: Option<oxcd_tls::TlsConnector>,
+    /// `--quota-backend-bytes` (0: etcd's 2 GiB default; negative: no quota).
+    pub quota_backend_bytes: i64,
+    /// `--auto-compaction-mode`/`--auto-compaction-retention` (None: off).
+    pub auto_compaction: Option<crate::compactor::AutoCompaction>,
     /// Where raft-rs's own log records go (the binary bridges them to `tracing`).
     pub raft_logger: slog::Logger,
 }
@@ -168,6 +173,17 @@ impl Node {
         let start_applied = applied.load(Ordering::Acquire);
         let (applied_tx, applied_rx) = watch::channel(start_applied);
         let alarms = Arc::new(AlarmStore::open(&backend)?);
+        let quota_bytes = oxcd_storage::quota::effective_quota(cfg.quota_backend_bytes);
+        let quota_exceeded = Arc::new(tokio::sync::Notify::new());
+        let (compact_tx, compact_rx) = mpsc::channel();
+        let compaction_state = Arc::new(crate::compactor::CompactionState::default());
+        let (compacted_tx, compacted_rx) = watch::channel(store.compact_revision());
+        crate::compactor::spawn_physical(
+            store.clone(),
+            compaction_state.clone(),
+            compact_rx,
+            compacted_tx,
+        )?;
         let applier = Applier {
             backend: backend.clone(),
             store: store.clone(),
@@ -183,7 +199,16 @@ impl Node {
                 promote_extend: cfg.election_timeout,
             },
             alarms: alarms.clone(),
-            guards: vec![Box::new(AlarmGuard(alarms.clone()))],
+            guards: vec![
+                Box::new(AlarmGuard(alarms.clone())),
+                Box::new(QuotaGuard {
+                    backend: backend.clone(),
+                    quota: quota_bytes,
+                    exceeded: quota_exceeded.clone(),
+                }),
+            ],
+            compact_tx,
+            compaction_state,
             snapshot_count: cfg.snapshot_count.max(1),
             snapshot_index: start_applied,
         };
@@ -200,6 +225,7 @@ impl Node {
             request_timeout: Duration::from_secs(5) + 2 * cfg.election_timeout,
             client_tls: cfg.client_tls.clone(),
             strict_reconfig_check: cfg.strict_reconfig_check,
+            quota_bytes,
         };
         let server = Arc::new(EtcdServer {
             settings,
@@ -222,9 +248,14 @@ impl Node {
             raft_tx,
             queued_proposals,
             alarms,
+            compacted_rx,
         });
         crate::metrics::init(member_id, oxcd_api::ETCD_API_VERSION);
         crate::lessor_loop::spawn(server.clone());
+        crate::quota::spawn(server.clone(), quota_bytes, quota_exceeded);
+        if let Some(mode) = cfg.auto_compaction {
+            crate::compactor::spawn_auto(server.clone(), mode);
+        }
         Ok(Node {
             server,
             raft_thread: Some(raft_thread),

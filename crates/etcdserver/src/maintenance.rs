@@ -9,13 +9,18 @@ use std::sync::atomic::Ordering;
 
 use oxcd_api::etcdserverpb::alarm_request::AlarmAction;
 use oxcd_api::etcdserverpb::{
-    AlarmMember, AlarmRequest, AlarmResponse, AlarmType, AuthStatusResponse, StatusResponse,
+    AlarmMember, AlarmRequest, AlarmResponse, AlarmType, AuthStatusResponse, DowngradeInfo,
+    StatusResponse,
 };
 use oxcd_api::oxcdpb::internal_request::Request;
 use oxcd_api::{EtcdError, ETCD_API_VERSION};
 
 use crate::apply::Applied;
 use crate::server::EtcdServer;
+
+/// The storage schema version Status reports (etcd 3.6's `storageVersion`; oxcd's backend
+/// holds etcd 3.5's data).
+const STORAGE_VERSION: &str = "3.5.0";
 
 impl EtcdServer {
     /// This member's Status (etcd's `Maintenance.Status`); `errors` names a missing leader
@@ -37,6 +42,9 @@ impl EtcdServer {
             errors,
             db_size_in_use: self.backend.size_in_use() as i64,
             is_learner: self.status.is_learner.load(Ordering::Acquire),
+            storage_version: STORAGE_VERSION.to_string(),
+            db_size_quota: self.settings.quota_bytes.min(i64::MAX as u64) as i64,
+            downgrade_info: Some(DowngradeInfo::default()),
         }
     }
 

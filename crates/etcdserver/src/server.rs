@@ -50,6 +50,8 @@ pub struct ServerSettings {
     pub strict_reconfig_check: bool,
     /// Dials the leader's `https://` client URLs when forwarding (see `NodeConfig`).
     pub client_tls: Option<oxcd_tls::TlsConnector>,
+    /// The backend quota in bytes (`--quota-backend-bytes`, resolved).
+    pub quota_bytes: u64,
 }
 
 /// The server state shared by every front. Fields are the core's own; fronts use methods.
@@ -74,6 +76,8 @@ pub struct EtcdServer {
     pub(crate) next_id: AtomicU64,
     pub(crate) queued_proposals: Arc<AtomicUsize>,
     pub(crate) alarms: Arc<crate::alarm::AlarmStore>,
+    /// The revision of the last finished physical compaction.
+    pub(crate) compacted_rx: watch::Receiver<i64>,
 }
 
 impl EtcdServer {
@@ -229,11 +233,24 @@ impl EtcdServer {
 
     pub async fn compact(&self, req: CompactionRequest) -> Result<CompactionResponse, EtcdError> {
         self.check_not_learner()?;
-        // Compaction runs inside the apply of its entry, so once applied it is physical too.
+        // The apply compacts logically; `physical` waits for the compaction thread.
+        let (rev, physical) = (req.revision, req.physical);
         match self.propose(Request::Compaction(req)).await? {
-            Applied::Compaction => Ok(CompactionResponse {
-                header: Some(self.header(self.store.current_revision())),
-            }),
+            Applied::Compaction => {
+                if physical {
+                    let mut done = self.compacted_rx.clone();
+                    tokio::time::timeout(
+                        self.settings.request_timeout,
+                        done.wait_for(|r| *r >= rev),
+                    )
+                    .await
+                    .map_err(|_| EtcdError::Timeout)?
+                    .map_err(|_| EtcdError::Stopped)?;
+                }
+                Ok(CompactionResponse {
+                    header: Some(self.header(self.store.current_revision())),
+                })
+            }
             _ => Err(unexpected()),
         }
     }

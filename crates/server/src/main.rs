@@ -302,6 +302,16 @@ fn node_config(cfg: &config::Config) -> NodeConfig {
         election_ticks: cfg.election_ticks(),
         election_timeout: cfg.election_timeout,
         enable_lease_checkpoint: cfg.enable_lease_checkpoint,
+        quota_backend_bytes: cfg.quota_backend_bytes,
+        auto_compaction: cfg.auto_compaction.map(|a| match a {
+            config::AutoCompaction::Periodic(p) => oxcd_etcdserver::AutoCompaction::Periodic(p),
+            config::AutoCompaction::Revision(retention) => {
+                oxcd_etcdserver::AutoCompaction::Revision {
+                    retention,
+                    interval: revision_check_interval(),
+                }
+            }
+        }),
         raft_logger: logging::raft_logger(),
         peer_tls: None,
         client_tls: None,
@@ -366,4 +376,14 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
+}
+
+/// etcd's revision-mode auto-compaction check interval (5 minutes);
+/// `OXCD_AUTO_COMPACTION_CHECK_INTERVAL_MS` shortens it for tests.
+fn revision_check_interval() -> std::time::Duration {
+    std::env::var("OXCD_AUTO_COMPACTION_CHECK_INTERVAL_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(std::time::Duration::from_millis)
+        .unwrap_or(oxcd_etcdserver::REVISION_CHECK_INTERVAL)
 }

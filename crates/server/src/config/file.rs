@@ -250,13 +250,8 @@ mod tests {
         assert_eq!(cfg.initial_cluster_state, ClusterState::New);
         let urls: Vec<String> = cfg.listen_client_urls.iter().map(format_url).collect();
         assert_eq!(urls, ["http://localhost:2379"]);
-        // pprof, auto-compaction, max-snapshots/wals and the proxy timings are ignored, loudly.
-        for flag in [
-            "--enable-pprof",
-            "--auto-compaction",
-            "--max-wals",
-            "--proxy-dial-timeout",
-        ] {
+        // pprof, max-snapshots/wals and the proxy timings are ignored, loudly.
+        for flag in ["--enable-pprof", "--max-wals", "--proxy-dial-timeout"] {
             assert!(
                 cfg.warnings
                     .iter()

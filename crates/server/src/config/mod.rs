@@ -19,7 +19,7 @@
 //!   discovery, proxy, v2 API, JWT tokens) are recognised and make parsing fail if they
 //!   are *enabled* (set to anything but their "off" value). etcd flags that oxcd accepts
 //!   but does not act on (tuning knobs, and settings not implemented yet such as
-//!   `--quota-backend-bytes`, `--auto-compaction-*`, `--wal-dir`) each add a warning
+//!   `--wal-dir`) each add a warning
 //!   saying they are ignored. Anything else unknown is an error.
 //! * A [`Config`] returned by [`Config::from_args`] has passed every check that
 //!   depends on the flags alone: all URLs are `http(s)://host:port` with no path,

@@ -510,11 +510,7 @@ fn assert_only_not_implemented_warnings(cfg: &Config) {
         "{:?}",
         cfg.warnings
     );
-    for flag in [
-        "--quota-backend-bytes",
-        "--auto-compaction",
-        "--metrics=extensive",
-    ] {
+    for flag in ["--metrics=extensive"] {
         assert!(
             cfg.warnings.iter().any(|w| w.starts_with(flag)),
             "{flag}: {:?}",
@@ -526,24 +522,7 @@ fn assert_only_not_implemented_warnings(cfg: &Config) {
 #[test]
 fn parsed_but_not_implemented_settings_warn() {
     for (args, flag) in [
-        (
-            &["--quota-backend-bytes", "8589934592"][..],
-            "--quota-backend-bytes",
-        ),
-        (
-            &["--auto-compaction-retention", "1"],
-            "--auto-compaction-mode/--auto-compaction-retention",
-        ),
-        (
-            &[
-                "--auto-compaction-mode",
-                "revision",
-                "--auto-compaction-retention",
-                "1000",
-            ],
-            "--auto-compaction-mode/--auto-compaction-retention",
-        ),
-        (&["--wal-dir", "/tmp/wal"], "--wal-dir"),
+        (&["--wal-dir", "/tmp/wal"][..], "--wal-dir"),
         (&["--enable-pprof"], "--enable-pprof"),
         (&["--metrics", "extensive"], "--metrics=extensive"),
     ] {

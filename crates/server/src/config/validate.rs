@@ -319,8 +319,6 @@ impl Builder<'_> {
 
         self.warn_not_implemented(&NotImplemented {
             wal_dir: wal_dir.is_some(),
-            quota_backend_bytes,
-            auto_compaction: auto_compaction.is_some(),
             enable_pprof,
             extensive_metrics: metrics == Metrics::Extensive,
         });
@@ -410,18 +408,6 @@ impl Builder<'_> {
         if n.wal_dir {
             ignored("--wal-dir", "the WAL stays in <data-dir>/member/wal");
         }
-        if n.quota_backend_bytes != 0 {
-            ignored(
-                "--quota-backend-bytes",
-                "no backend quota is enforced and no NOSPACE alarm is raised",
-            );
-        }
-        if n.auto_compaction {
-            ignored(
-                "--auto-compaction-mode/--auto-compaction-retention",
-                "no automatic compaction runs; compact explicitly",
-            );
-        }
         if n.enable_pprof {
             ignored("--enable-pprof", "oxcd serves no /debug/pprof endpoint");
         }
@@ -474,8 +460,6 @@ impl Builder<'_> {
 /// The settings [`Builder::warn_not_implemented`] looks at.
 struct NotImplemented {
     wal_dir: bool,
-    quota_backend_bytes: i64,
-    auto_compaction: bool,
     enable_pprof: bool,
     extensive_metrics: bool,
 }

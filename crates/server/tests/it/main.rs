@@ -21,6 +21,7 @@ mod lease_etcdctl;
 mod lease_grpc;
 mod lease_restart;
 mod tls;
+mod maintenance;
 mod watch_checker;
 mod watch_clients;
 mod watch_etcdctl;

@@ -1,11 +1,11 @@
-//! etcd's Maintenance service: Status and the alarm list. No alarm can be raised until
-//! quotas exist, so `Alarm` GET answers with an empty list (what `etcdctl endpoint health`
-//! checks); the other RPCs belong to later issues.
+//! etcd's Maintenance service, a thin front over `EtcdServer`: Status, Alarm, Snapshot
+//! (streamed from the core's bounded channel), Defragment, Hash, HashKV, MoveLeader.
+//! Downgrade is not supported yet.
 
 use std::pin::Pin;
 use std::sync::Arc;
 
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use oxcd_api::etcdserverpb::maintenance_server::Maintenance;
 use oxcd_api::etcdserverpb::{
     AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, DowngradeRequest,
@@ -35,15 +35,23 @@ impl Maintenance for MaintenanceService {
         &self,
         _: Request<DefragmentRequest>,
     ) -> Result<Response<DefragmentResponse>, Status> {
-        Err(EtcdError::Unimplemented("Maintenance.Defragment").into())
+        self.0.defragment().await?;
+        Ok(Response::new(DefragmentResponse {
+            header: Some(self.0.header(self.0.published_revision())),
+        }))
     }
 
     async fn hash(&self, _: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
-        Err(EtcdError::Unimplemented("Maintenance.Hash").into())
+        Ok(Response::new(self.0.hash().await?))
     }
 
-    async fn hash_kv(&self, _: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
-        Err(EtcdError::Unimplemented("Maintenance.HashKV").into())
+    async fn hash_kv(
+        &self,
+        req: Request<HashKvRequest>,
+    ) -> Result<Response<HashKvResponse>, Status> {
+        Ok(Response::new(
+            self.0.hash_kv(req.into_inner().revision).await?,
+        ))
     }
 
     type SnapshotStream = SnapshotStream;
@@ -52,7 +60,10 @@ impl Maintenance for MaintenanceService {
         &self,
         _: Request<SnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
-        Err(EtcdError::Unimplemented("Maintenance.Snapshot").into())
+        let rx = self.0.snapshot();
+        let stream =
+            tokio_stream::wrappers::ReceiverStream::new(rx).map(|r| r.map_err(Status::from));
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn move_leader(
