@@ -35,7 +35,7 @@ impl EtcdServer {
             let send_tx = tx.clone();
             let w = ChunkWriter::new(SNAPSHOT_CHUNK_BYTES, |blob: Vec<u8>| {
                 let msg = SnapshotResponse {
-                    header: Some(header.clone()),
+                    header: Some(header),
                     remaining_bytes: 0,
                     blob,
                 };
