@@ -49,6 +49,8 @@ pub enum Applied {
     LeaseCheckpoint,
     /// The alarms an Alarm request activated or deactivated.
     Alarm(Vec<oxcd_api::etcdserverpb::AlarmMember>),
+    /// An auth request's response, encoded, without header (see `apply_auth`).
+    Auth(Vec<u8>),
 }
 
 /// The result a waiting request receives.
@@ -66,6 +68,7 @@ pub struct Applier {
     pub member_id: u64,
     pub leases: crate::apply_lease::LeaseCtx,
     pub alarms: Arc<AlarmStore>,
+    pub auth: Arc<oxcd_auth::AuthStore>,
     /// The applier chain's guards, in order (see `apply_guard`).
     pub guards: Vec<Box<dyn Guard>>,
     /// Physical compaction jobs, run in order by the compaction thread.
@@ -163,7 +166,7 @@ impl Applier {
                                 id: req.id,
                                 ..Default::default()
                             });
-                            let r = self.apply_request(&mut wtx, &header, req.request);
+                            let r = self.apply_request(&mut wtx, e.index, &header, req.request);
                             results.push((header.id, r));
                         }
                         Err(err) => fatal(&format!("undecodable raft entry {}: {err}", e.index)),
@@ -210,6 +213,7 @@ impl Applier {
     fn apply_request(
         &self,
         wtx: &mut WriteTx,
+        index: u64,
         header: &RequestHeader,
         request: Option<Request>,
     ) -> ApplyResult {
@@ -222,11 +226,11 @@ impl Applier {
         for g in &self.guards {
             g.check(header, &request)?;
         }
-        self.apply_backend(wtx, request)
+        self.apply_backend(wtx, index, request)
     }
 
     /// etcd's `applierV3backend`: the request's effect on the store.
-    fn apply_backend(&self, wtx: &mut WriteTx, request: Request) -> ApplyResult {
+    fn apply_backend(&self, wtx: &mut WriteTx, index: u64, request: Request) -> ApplyResult {
         let result = match request {
             Request::Put(r) => {
                 self.check_put_lease(&r)?;
@@ -262,6 +266,7 @@ impl Applier {
             }),
             Request::MemberUpdate(m) => return self.apply_member_update(wtx, m),
             Request::Alarm(r) => return self.apply_alarm(wtx, &r),
+            auth => return self.apply_auth(wtx, index, auth),
         };
         result.map_err(|e| request_error("applying to the MVCC store", e))
     }

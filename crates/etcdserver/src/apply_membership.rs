@@ -133,6 +133,9 @@ impl Applier {
             fatal(&format!("reloading the MVCC store from a snapshot: {e}"));
         }
         self.reload_leases();
+        if let Err(e) = self.auth.recover(&self.backend) {
+            fatal(&format!("reloading the auth store from a snapshot: {e}"));
+        }
         if let Err(e) = self.alarms.reload(&self.backend) {
             fatal(&format!("reloading alarms from a snapshot: {e}"));
         }

@@ -69,6 +69,8 @@ pub struct NodeConfig {
     pub auto_compaction: Option<crate::compactor::AutoCompaction>,
     /// Where raft-rs's own log records go (the binary bridges them to `tracing`).
     pub raft_logger: slog::Logger,
+    /// `--auth-token`, `--auth-token-ttl`, `--bcrypt-cost`.
+    pub auth: oxcd_auth::AuthConfig,
 }
 
 /// A running member: its server state and the Raft and apply threads.
@@ -184,6 +186,14 @@ impl Node {
             compact_rx,
             compacted_tx,
         )?;
+        let auth = Arc::new(
+            oxcd_auth::AuthStore::open(
+                &backend,
+                cfg.auth.clone(),
+                Arc::new(oxcd_lease::MonotonicClock),
+            )
+            .map_err(|e| Error::Config(format!("auth store: {e}")))?,
+        );
         let applier = Applier {
             backend: backend.clone(),
             store: store.clone(),
@@ -199,8 +209,13 @@ impl Node {
                 promote_extend: cfg.election_timeout,
             },
             alarms: alarms.clone(),
+            auth: auth.clone(),
             guards: vec![
                 Box::new(AlarmGuard(alarms.clone())),
+                Box::new(crate::apply_auth::AuthGuard {
+                    auth: auth.clone(),
+                    lessor: lessor.clone(),
+                }),
                 Box::new(QuotaGuard {
                     backend: backend.clone(),
                     quota: quota_bytes,
@@ -235,7 +250,7 @@ impl Node {
             backend,
             store,
             watchable,
-            auth: oxcd_auth::AuthStore::new(),
+            auth,
             status,
             applied,
             applied_rx,
@@ -256,6 +271,7 @@ impl Node {
         if let Some(mode) = cfg.auto_compaction {
             crate::compactor::spawn_auto(server.clone(), mode);
         }
+        crate::auth_server::spawn_token_keeper(&server);
         Ok(Node {
             server,
             raft_thread: Some(raft_thread),

@@ -66,7 +66,7 @@ fn unexpected() -> EtcdError {
 }
 
 impl EtcdServer {
-    fn lessor(&self) -> &Lessor {
+    pub(crate) fn lessor(&self) -> &Lessor {
         &self.leases.lessor
     }
 
@@ -98,10 +98,11 @@ impl EtcdServer {
 
     pub async fn lease_revoke(
         &self,
+        info: &oxcd_auth::AuthInfo,
         req: LeaseRevokeRequest,
     ) -> Result<LeaseRevokeResponse, EtcdError> {
         self.check_not_learner()?;
-        match self.propose(Request::LeaseRevoke(req)).await? {
+        match self.propose_as(info, Request::LeaseRevoke(req)).await? {
             Applied::LeaseRevoke(mut r) => {
                 let rev = r.header.as_ref().map_or(0, |h| h.revision);
                 r.header = Some(self.header(rev));
@@ -181,9 +182,17 @@ impl EtcdServer {
     /// missing lease answers TTL -1 (not an error), as etcd's gRPC layer does.
     pub async fn lease_time_to_live(
         &self,
+        info: &oxcd_auth::AuthInfo,
         req: LeaseTimeToLiveRequest,
     ) -> Result<LeaseTimeToLiveResponse, EtcdError> {
         self.check_not_learner()?;
+        if req.keys {
+            // Checked against this member's lessor (every member attaches the same keys)
+            // before the request may be forwarded to the leader.
+            let keys = crate::apply_auth::LessorKeys(self.lessor());
+            self.auth
+                .check_lease_time_to_live(info, &oxcd_auth::LeaseKeys::lease_keys(&keys, req.id))?;
+        }
         if !self.is_leader() {
             let mut r = self.leader_channel.time_to_live(self, req).await?;
             r.header = Some(self.header(self.lease_header_rev()));

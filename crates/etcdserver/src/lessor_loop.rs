@@ -64,7 +64,10 @@ fn round(server: &Arc<EtcdServer>) {
     for id in expired {
         let s = server.clone();
         tokio::spawn(async move {
-            match s.lease_revoke(LeaseRevokeRequest { id }).await {
+            match s
+                .lease_revoke(&s.auth.root_auth_info(), LeaseRevokeRequest { id })
+                .await
+            {
                 Ok(_) | Err(EtcdError::LeaseNotFound) => {}
                 Err(e) => {
                     tracing::warn!(lease = format!("{id:x}"), error = %e, "failed to revoke expired lease")

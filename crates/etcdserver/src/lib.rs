@@ -11,9 +11,11 @@
 
 mod alarm;
 mod apply;
+mod apply_auth;
 mod apply_guard;
 mod apply_lease;
 mod apply_membership;
+mod auth_server;
 mod bootstrap;
 mod cluster_ops;
 mod dial;
@@ -41,5 +43,6 @@ pub use compactor::{AutoCompaction, REVISION_CHECK_INTERVAL};
 pub use error::{Error, Result};
 pub use lease_server::LeaseHub;
 pub use membership::format_url;
+pub use oxcd_auth::{AuthConfig, AuthInfo, TokenOptions};
 pub use peer::PeerService;
 pub use server::{EtcdServer, ServerSettings};

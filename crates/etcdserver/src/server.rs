@@ -20,6 +20,7 @@ use oxcd_api::etcdserverpb::{
 use oxcd_api::oxcdpb::internal_request::Request;
 use oxcd_api::oxcdpb::{InternalRequest, RequestHeader};
 use oxcd_api::EtcdError;
+use oxcd_auth::AuthInfo;
 use oxcd_mvcc::watch::WatchableStore;
 use oxcd_mvcc::Store;
 use oxcd_storage::Backend;
@@ -62,7 +63,7 @@ pub struct EtcdServer {
     pub(crate) backend: Arc<Backend>,
     pub(crate) store: Arc<Store>,
     pub(crate) watchable: Arc<WatchableStore>,
-    pub(crate) auth: oxcd_auth::AuthStore,
+    pub(crate) auth: Arc<oxcd_auth::AuthStore>,
     pub(crate) status: Arc<RaftStatus>,
     pub(crate) applied: Arc<AtomicU64>,
     pub(crate) applied_rx: watch::Receiver<u64>,
@@ -171,22 +172,27 @@ impl EtcdServer {
         Ok(())
     }
 
-    pub async fn range(&self, req: RangeRequest) -> Result<RangeResponse, EtcdError> {
+    pub async fn range(
+        &self,
+        info: &AuthInfo,
+        req: RangeRequest,
+    ) -> Result<RangeResponse, EtcdError> {
         oxcd_mvcc::validate::check_range_request(&req)?;
         if !req.serializable {
             self.check_not_learner()?;
             self.linearizable_read_notify().await?;
         }
+        self.auth.check_range(info, &req)?;
         let view = self.store.read().map_err(EtcdError::from)?;
         let mut resp = oxcd_mvcc::kv_apply::range(&view, &req)?;
         self.fill(&mut resp.header);
         Ok(resp)
     }
 
-    pub async fn put(&self, req: PutRequest) -> Result<PutResponse, EtcdError> {
+    pub async fn put(&self, info: &AuthInfo, req: PutRequest) -> Result<PutResponse, EtcdError> {
         self.check_not_learner()?;
         oxcd_mvcc::validate::check_put_request(&req)?;
-        match self.propose(Request::Put(req)).await? {
+        match self.propose_as(info, Request::Put(req)).await? {
             Applied::Put(mut r) => {
                 self.fill(&mut r.header);
                 Ok(r)
@@ -197,11 +203,12 @@ impl EtcdServer {
 
     pub async fn delete_range(
         &self,
+        info: &AuthInfo,
         req: DeleteRangeRequest,
     ) -> Result<DeleteRangeResponse, EtcdError> {
         self.check_not_learner()?;
         oxcd_mvcc::validate::check_delete_request(&req)?;
-        match self.propose(Request::DeleteRange(req)).await? {
+        match self.propose_as(info, Request::DeleteRange(req)).await? {
             Applied::DeleteRange(mut r) => {
                 self.fill(&mut r.header);
                 Ok(r)
@@ -210,7 +217,7 @@ impl EtcdServer {
         }
     }
 
-    pub async fn txn(&self, req: TxnRequest) -> Result<TxnResponse, EtcdError> {
+    pub async fn txn(&self, info: &AuthInfo, req: TxnRequest) -> Result<TxnResponse, EtcdError> {
         self.check_not_learner()?;
         oxcd_mvcc::validate::check_txn(&req, self.settings.max_txn_ops)?;
         if oxcd_mvcc::kv_apply::is_txn_readonly(&req) {
@@ -218,11 +225,13 @@ impl EtcdServer {
             if !is_txn_serializable(&req) {
                 self.linearizable_read_notify().await?;
             }
+            self.auth
+                .check_txn(info, &req, &crate::apply_auth::LessorKeys(self.lessor()))?;
             let mut r = oxcd_mvcc::kv_apply::txn_read(&self.store, &req)?;
             self.fill(&mut r.header);
             return Ok(r);
         }
-        match self.propose(Request::Txn(req)).await? {
+        match self.propose_as(info, Request::Txn(req)).await? {
             Applied::Txn(mut r) => {
                 self.fill(&mut r.header);
                 Ok(r)
@@ -231,8 +240,14 @@ impl EtcdServer {
         }
     }
 
-    pub async fn compact(&self, req: CompactionRequest) -> Result<CompactionResponse, EtcdError> {
+    pub async fn compact(
+        &self,
+        info: &AuthInfo,
+        req: CompactionRequest,
+    ) -> Result<CompactionResponse, EtcdError> {
         self.check_not_learner()?;
+        // etcd 3.5 checks no permission for Compact; an identity is still required.
+        let _ = info;
         // The apply compacts logically; `physical` waits for the compaction thread.
         let (rev, physical) = (req.revision, req.physical);
         match self.propose(Request::Compaction(req)).await? {
@@ -255,8 +270,30 @@ impl EtcdServer {
         }
     }
 
-    /// Proposes `request` and waits for its apply result.
+    /// Proposes an internal `request` (etcd's `WithRoot`: expired-lease revokes,
+    /// checkpoints, member attributes) and waits for its apply result.
+    /// Retried (bounded) when the auth store moved between proposing and applying, as
+    /// etcd's `raftRequest` does.
     pub(crate) async fn propose(&self, request: Request) -> Result<Applied, EtcdError> {
+        let mut attempts = 0;
+        loop {
+            let r = self
+                .propose_as(&self.auth.root_auth_info(), request.clone())
+                .await;
+            attempts += 1;
+            if attempts >= 5 || !matches!(r, Err(EtcdError::AuthOldRevision)) {
+                return r;
+            }
+        }
+    }
+
+    /// Proposes a client's `request`, carrying its identity for the apply-time checks
+    /// (`apply_auth::AuthGuard`), and waits for its apply result.
+    pub(crate) async fn propose_as(
+        &self,
+        info: &AuthInfo,
+        request: Request,
+    ) -> Result<Applied, EtcdError> {
         let applied = self.applied.load(Ordering::Acquire);
         if self.status.commit().saturating_sub(applied) > MAX_GAP_BETWEEN_APPLY_AND_COMMIT {
             return Err(EtcdError::TooManyRequests);
@@ -266,7 +303,8 @@ impl EtcdServer {
             id: 0,
             header: Some(RequestHeader {
                 id,
-                ..Default::default()
+                username: info.username.clone(),
+                auth_revision: info.revision,
             }),
             request: Some(request),
         }

@@ -315,6 +315,15 @@ fn node_config(cfg: &config::Config) -> NodeConfig {
         raft_logger: logging::raft_logger(),
         peer_tls: None,
         client_tls: None,
+        auth: oxcd_etcdserver::AuthConfig {
+            // Parsed and checked by the config already.
+            token: cfg
+                .auth_token
+                .parse()
+                .unwrap_or(oxcd_etcdserver::TokenOptions::Simple),
+            token_ttl: cfg.auth_token_ttl,
+            bcrypt_cost: cfg.bcrypt_cost,
+        },
     }
 }
 

@@ -347,6 +347,22 @@ impl std::fmt::Debug for WatchStream {
 }
 
 impl WatchStream {
+    /// Answers a create refused before it reached the store (e.g. by auth: etcd's
+    /// "etcdserver: permission denied") with `created`, `canceled`, watch id -1 and the
+    /// reason.
+    pub fn refuse_create(&self, reason: &'static str) {
+        let guard = self.shared.inner.lock();
+        let rev = guard.rev;
+        if let Some(stream) = guard.streams[self.id as usize].as_ref() {
+            stream.queue.push(WatchResponse {
+                created: true,
+                canceled: true,
+                cancel_reason: reason,
+                ..WatchResponse::new(INVALID_WATCH_ID, rev)
+            });
+        }
+    }
+
     /// Creates a watcher as asked by `req` and queues its `created` response (header
     /// revision: the notified revision, after which its events start when
     /// `start_revision` is 0). A refused create (empty range, duplicate id) is answered

@@ -63,6 +63,16 @@ pub(super) struct Flags {
     /// Maximum client request size in bytes the server will accept.
     #[arg(long, value_name = "BYTES", default_value = "1572864")]
     pub(super) max_request_bytes: String,
+    /// Specify auth token type and its options ('simple' or
+    /// 'jwt,pub-key=<path>,priv-key=<path>,sign-method=<alg>,ttl=<duration>').
+    #[arg(long, value_name = "TOKEN", default_value = "simple")]
+    pub(super) auth_token: String,
+    /// The lifetime in seconds of a simple auth token.
+    #[arg(long, value_name = "SECONDS", default_value = "300")]
+    pub(super) auth_token_ttl: String,
+    /// Cost for hashing auth passwords (4..=31).
+    #[arg(long, value_name = "COST", default_value = "10")]
+    pub(super) bcrypt_cost: String,
     /// Maximum number of operations permitted in a transaction.
     #[arg(long, value_name = "N", default_value = "128")]
     pub(super) max_txn_ops: String,
@@ -193,12 +203,6 @@ pub(super) const UNSUPPORTED: &[Unsupported] = &[
         false,
         "the v2 API is not implemented",
     ),
-    Unsupported {
-        name: "auth-token",
-        boolean: false,
-        off: &["simple"],
-        reason: "only 'simple' auth tokens are implemented",
-    },
 ];
 
 /// Recognised etcd tuning flags that have no meaning in oxcd: accepted with a
@@ -241,9 +245,6 @@ pub(super) const IGNORED: &[(&str, bool)] = &[
     ("experimental-backend-bbolt-freelist-type", false),
     // capnslog's per-package levels (etcd 3.4, removed in 3.5).
     ("log-package-levels", false),
-    // Until the auth work implements them: JWT/simple token lifetime and bcrypt cost.
-    ("auth-token-ttl", false),
-    ("bcrypt-cost", false),
     // etcd 3.4's deprecated `--debug` (= `--log-level=debug`) is handled by the builder.
     ("debug", true),
     ("experimental-warning-unary-request-duration", false),

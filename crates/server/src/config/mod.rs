@@ -278,6 +278,12 @@ pub struct Config {
     pub max_txn_ops: usize,
     /// `--max-concurrent-streams`: HTTP/2 streams per client connection.
     pub max_concurrent_streams: u32,
+    /// `--auth-token` (checked to parse as `oxcd_etcdserver::TokenOptions`).
+    pub auth_token: String,
+    /// `--auth-token-ttl`: a simple token's lifetime.
+    pub auth_token_ttl: Duration,
+    /// `--bcrypt-cost`.
+    pub bcrypt_cost: u32,
     /// `--snapshot-count`.
     pub snapshot_count: u64,
     /// `--snapshot-catchup-entries` (alias `--experimental-snapshot-catchup-entries`).

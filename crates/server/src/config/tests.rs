@@ -467,7 +467,6 @@ fn unsupported_flags_rejected_only_when_enabled() {
         &["--discovery", "https://discovery.etcd.io/x"][..],
         &["--proxy", "on"],
         &["--enable-v2"],
-        &["--auth-token", "jwt,pub-key=x"],
     ] {
         let e = parse(args).unwrap_err();
         assert!(

@@ -262,6 +262,20 @@ impl Builder<'_> {
                 let n = parse_go_usize(s)?;
                 u32::try_from(n).map_err(|_| "value out of range".to_owned())
             })?;
+        self.parse("auth_token", &f.auth_token, |s| {
+            s.parse::<oxcd_etcdserver::TokenOptions>()
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })?;
+        let auth_token_ttl = self.parse("auth_token_ttl", &f.auth_token_ttl, parse_go_uint)?;
+        let bcrypt_cost = self.parse("bcrypt_cost", &f.bcrypt_cost, parse_go_uint)?;
+        if !(4..=31).contains(&bcrypt_cost) {
+            return Err(invalid(
+                &f.bcrypt_cost,
+                &self.origin("bcrypt_cost"),
+                "bcrypt cost must be between 4 and 31",
+            ));
+        }
         let snapshot_count = self.parse("snapshot_count", &f.snapshot_count, parse_go_uint)?;
         let snapshot_catchup_entries = self.parse(
             "snapshot_catchup_entries",
@@ -373,6 +387,9 @@ impl Builder<'_> {
             max_request_bytes,
             max_txn_ops,
             max_concurrent_streams,
+            auth_token: f.auth_token,
+            auth_token_ttl: Duration::from_secs(auth_token_ttl),
+            bcrypt_cost: bcrypt_cost as u32,
             snapshot_count,
             snapshot_catchup_entries,
             heartbeat_interval: Duration::from_millis(heartbeat_ms),

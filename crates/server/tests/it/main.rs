@@ -12,6 +12,7 @@ mod cluster_membership;
 mod cluster_partition;
 mod cluster_recovery;
 mod cluster_snapshot;
+mod auth;
 mod crash;
 mod errors;
 mod etcdctl_kv;

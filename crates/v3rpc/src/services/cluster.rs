@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use super::identity::require_admin;
 use oxcd_api::etcdserverpb::cluster_server::Cluster;
 use oxcd_api::etcdserverpb::{
     MemberAddRequest, MemberAddResponse, MemberListRequest, MemberListResponse,
@@ -21,6 +22,7 @@ impl Cluster for ClusterService {
         &self,
         req: Request<MemberAddRequest>,
     ) -> Result<Response<MemberAddResponse>, Status> {
+        require_admin(&self.0, &req).await?;
         let req = req.into_inner();
         let member = self.0.member_add(&req.peer_ur_ls, req.is_learner).await?;
         Ok(Response::new(MemberAddResponse {
@@ -34,6 +36,7 @@ impl Cluster for ClusterService {
         &self,
         req: Request<MemberRemoveRequest>,
     ) -> Result<Response<MemberRemoveResponse>, Status> {
+        require_admin(&self.0, &req).await?;
         self.0.member_remove(req.into_inner().id).await?;
         Ok(Response::new(MemberRemoveResponse {
             header: Some(self.0.header(0)),
@@ -45,6 +48,7 @@ impl Cluster for ClusterService {
         &self,
         req: Request<MemberUpdateRequest>,
     ) -> Result<Response<MemberUpdateResponse>, Status> {
+        require_admin(&self.0, &req).await?;
         let req = req.into_inner();
         self.0.member_update(req.id, &req.peer_ur_ls).await?;
         Ok(Response::new(MemberUpdateResponse {
@@ -68,6 +72,7 @@ impl Cluster for ClusterService {
         &self,
         req: Request<MemberPromoteRequest>,
     ) -> Result<Response<MemberPromoteResponse>, Status> {
+        require_admin(&self.0, &req).await?;
         Ok(Response::new(
             self.0.member_promote(req.into_inner().id).await?,
         ))

@@ -9,6 +9,7 @@ use oxcd_api::etcdserverpb::{
 };
 use tonic::{Request, Response, Status};
 
+use super::identity::identity;
 use oxcd_etcdserver::EtcdServer;
 
 pub struct KvService(pub Arc<EtcdServer>);
@@ -16,28 +17,37 @@ pub struct KvService(pub Arc<EtcdServer>);
 #[tonic::async_trait]
 impl Kv for KvService {
     async fn range(&self, req: Request<RangeRequest>) -> Result<Response<RangeResponse>, Status> {
-        Ok(Response::new(self.0.range(req.into_inner()).await?))
+        let info = identity(&self.0, &req).await?;
+        Ok(Response::new(self.0.range(&info, req.into_inner()).await?))
     }
 
     async fn put(&self, req: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
-        Ok(Response::new(self.0.put(req.into_inner()).await?))
+        let info = identity(&self.0, &req).await?;
+        Ok(Response::new(self.0.put(&info, req.into_inner()).await?))
     }
 
     async fn delete_range(
         &self,
         req: Request<DeleteRangeRequest>,
     ) -> Result<Response<DeleteRangeResponse>, Status> {
-        Ok(Response::new(self.0.delete_range(req.into_inner()).await?))
+        let info = identity(&self.0, &req).await?;
+        Ok(Response::new(
+            self.0.delete_range(&info, req.into_inner()).await?,
+        ))
     }
 
     async fn txn(&self, req: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
-        Ok(Response::new(self.0.txn(req.into_inner()).await?))
+        let info = identity(&self.0, &req).await?;
+        Ok(Response::new(self.0.txn(&info, req.into_inner()).await?))
     }
 
     async fn compact(
         &self,
         req: Request<CompactionRequest>,
     ) -> Result<Response<CompactionResponse>, Status> {
-        Ok(Response::new(self.0.compact(req.into_inner()).await?))
+        let info = identity(&self.0, &req).await?;
+        Ok(Response::new(
+            self.0.compact(&info, req.into_inner()).await?,
+        ))
     }
 }

@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::identity::identity;
 use super::unimplemented::BoxStream;
 use oxcd_etcdserver::EtcdServer;
 
@@ -39,15 +40,19 @@ impl Lease for LeaseService {
         &self,
         req: Request<LeaseRevokeRequest>,
     ) -> Result<Response<LeaseRevokeResponse>, Status> {
-        Ok(Response::new(self.0.lease_revoke(req.into_inner()).await?))
+        let info = identity(&self.0, &req).await?;
+        Ok(Response::new(
+            self.0.lease_revoke(&info, req.into_inner()).await?,
+        ))
     }
 
     async fn lease_time_to_live(
         &self,
         req: Request<LeaseTimeToLiveRequest>,
     ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
+        let info = identity(&self.0, &req).await?;
         Ok(Response::new(
-            self.0.lease_time_to_live(req.into_inner()).await?,
+            self.0.lease_time_to_live(&info, req.into_inner()).await?,
         ))
     }
 

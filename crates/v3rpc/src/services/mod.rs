@@ -1,4 +1,5 @@
-//! gRPC services: thin adapters from etcd's service traits to [`EtcdServer`]. Every error
+//! gRPC services: thin adapters from etcd's service traits to [`EtcdServer`], each
+//! passing the caller's identity (`identity`: metadata `token` or certificate CN). Every error
 //! leaves through `tonic::Status::from(EtcdError)`; an RPC whose issue has not landed yet
 //! answers `Unimplemented` with a message naming it.
 
@@ -6,7 +7,9 @@
 #[macro_use]
 mod unimplemented;
 
+mod auth;
 mod cluster;
+mod identity;
 mod kv;
 mod lease;
 mod maintenance;
@@ -64,8 +67,7 @@ pub fn routes(server: Arc<EtcdServer>) -> Routes {
             .max_decoding_message_size(max_recv),
     );
     b.add_service(
-        AuthServer::new(unimplemented::AuthService(server.clone()))
-            .max_decoding_message_size(max_recv),
+        AuthServer::new(auth::AuthService(server.clone())).max_decoding_message_size(max_recv),
     );
     b.add_service(
         LockServer::new(oxcd_v3lock::LockService::new(inner.clone()))

@@ -56,6 +56,10 @@ fn progress_interval() -> Duration {
     Duration::from_millis(ms + jitter)
 }
 
+/// etcd's cancel reason for a refused watch (`rpctypes.ErrGRPCPermissionDenied.Error()`).
+const WATCH_PERMISSION_DENIED: &str =
+    "rpc error: code = PermissionDenied desc = etcdserver: permission denied";
+
 pub struct WatchService {
     server: Arc<EtcdServer>,
 }
@@ -75,7 +79,13 @@ impl Watch for WatchService {
         req: Request<Streaming<WatchRequest>>,
     ) -> Result<Response<Self::WatchStream>, Status> {
         let stream = Arc::new(self.server.watchable().open_stream());
-        let recv = tokio::spawn(recv_loop(req.into_inner(), Arc::clone(&stream)));
+        let creds = super::identity::Credentials::of(&req);
+        let recv = tokio::spawn(recv_loop(
+            req.into_inner(),
+            Arc::clone(&stream),
+            Arc::clone(&self.server),
+            creds,
+        ));
         let out = Outbound {
             server: Arc::clone(&self.server),
             stream,
@@ -97,7 +107,12 @@ impl Watch for WatchService {
 /// Reads the client's requests and runs the progress timer. A client that half-closes
 /// keeps its watchers (etcd ends the RPC only when the client goes away); a receive error
 /// (the client reset the stream) closes the stream.
-async fn recv_loop(mut inbound: Streaming<WatchRequest>, stream: Arc<WatchStream>) {
+async fn recv_loop(
+    mut inbound: Streaming<WatchRequest>,
+    stream: Arc<WatchStream>,
+    server: Arc<EtcdServer>,
+    creds: super::identity::Credentials,
+) {
     let every = progress_interval();
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -106,7 +121,18 @@ async fn recv_loop(mut inbound: Streaming<WatchRequest>, stream: Arc<WatchStream
         tokio::select! {
             msg = inbound.message(), if reading => match msg {
                 Ok(Some(req)) => match req.request_union {
-                    Some(RequestUnion::CreateRequest(c)) => stream.watch(&c),
+                    Some(RequestUnion::CreateRequest(c)) => {
+                        // etcd's isWatchPermitted: read on the watched range, at create.
+                        let permitted = match creds.resolve(&server).await {
+                            Ok(info) => server.check_watch(&info, &c.key, &c.range_end).is_ok(),
+                            Err(_) => false,
+                        };
+                        if permitted {
+                            stream.watch(&c);
+                        } else {
+                            stream.refuse_create(WATCH_PERMISSION_DENIED);
+                        }
+                    }
                     Some(RequestUnion::CancelRequest(c)) => {
                         stream.cancel(c.watch_id);
                     }
