@@ -83,6 +83,14 @@ pub enum EtcdError {
     InvalidAuthToken,
     #[error("etcdserver: invalid auth management")]
     InvalidAuthMgmt,
+    #[error("etcdserver: revision of auth store is old")]
+    AuthOldRevision,
+    #[error("etcdserver: permission not given")]
+    PermissionNotGiven,
+    /// etcd 3.5's `auth.ErrNoPasswordUser`, which its gRPC layer does not translate: it
+    /// reaches clients as `Unknown` with the auth package's own message.
+    #[error("auth: authentication failed, password was given for no password user")]
+    NoPasswordUser,
     #[error("etcdserver: no leader")]
     NoLeader,
     #[error("etcdserver: not leader")]
@@ -125,7 +133,9 @@ impl EtcdError {
         match self {
             EmptyKey | KeyNotFound | ValueProvided | LeaseProvided | TtlZero | TooManyOps
             | DuplicateKey | MemberBadUrls | RequestTooLarge | UserEmpty | RoleEmpty
-            | AuthFailed | InvalidAuthMgmt | InvalidArgument(_) => Code::InvalidArgument,
+            | AuthFailed | InvalidAuthMgmt | AuthOldRevision | PermissionNotGiven
+            | InvalidArgument(_) => Code::InvalidArgument,
+            NoPasswordUser => Code::Unknown,
             Compacted | FutureRev | LeaseTtlTooLarge => Code::OutOfRange,
             NoSpace | TooManyRequests => Code::ResourceExhausted,
             LeaseNotFound | MemberNotFound => Code::NotFound,
@@ -185,6 +195,10 @@ impl EtcdError {
             MemberNotLearner,
             MemberNotEnoughStarted,
             Unhealthy,
+            PermissionDenied,
+            AuthOldRevision,
+            InvalidAuthToken,
+            UserEmpty,
         ]
         .into_iter()
         .find(|e| e.to_string() == msg)
@@ -218,6 +232,17 @@ mod tests {
         );
         let s: Status = EtcdError::LeaseNotFound.into();
         assert_eq!(s.code(), Code::NotFound);
+        let s: Status = EtcdError::AuthOldRevision.into();
+        assert_eq!(s.code(), Code::InvalidArgument);
+        assert_eq!(s.message(), "etcdserver: revision of auth store is old");
+        let s: Status = EtcdError::PermissionNotGiven.into();
+        assert_eq!(s.code(), Code::InvalidArgument);
+        assert_eq!(s.message(), "etcdserver: permission not given");
+        assert_eq!(EtcdError::NoPasswordUser.code(), Code::Unknown);
+        assert_eq!(
+            EtcdError::from_status_message("etcdserver: permission denied"),
+            EtcdError::PermissionDenied
+        );
         let s: Status = EtcdError::Unimplemented("Watch").into();
         assert_eq!(s.code(), Code::Unimplemented);
         assert!(s.message().contains("Watch"));
