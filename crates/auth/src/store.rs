@@ -20,13 +20,13 @@ use oxcd_api::authpb::{Permission, Role, User, UserAddOptions};
 use oxcd_api::etcdserverpb as pb;
 use oxcd_api::EtcdError;
 use oxcd_lease::{Clock, MonotonicClock};
-use redb::ReadableTable;
 use oxcd_storage::schema::{
     AUTH_ROLES_TABLE, AUTH_USERS_TABLE, META_AUTH_ENABLED, META_AUTH_REVISION, META_TABLE,
 };
 use oxcd_storage::{Backend, WriteTx};
 use parking_lot::RwLock;
 use prost::Message;
+use redb::ReadableTable;
 
 use crate::password;
 use crate::perm::{build_cache, is_valid_permission_range, UnifiedPerms};

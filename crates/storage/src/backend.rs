@@ -238,7 +238,7 @@ impl Backend {
 
     fn record_stats(&self, tx: &redb::WriteTransaction) {
         if let Ok(st) = tx.stats() {
-            let used = st.allocated_pages() * st.page_size() as u64;
+            let used = bytes_in_use(&st);
             self.sizes.in_use.store(used, Ordering::Release);
             self.sizes
                 .file_at_stats
@@ -329,9 +329,9 @@ impl Backend {
         }
     }
 
-    /// Bytes of the file in use by live data (etcd's `dbSizeInUse`): allocated pages as of
-    /// the last exact computation, plus whatever the file grew by since, at most the file's
-    /// size.
+    /// Bytes of the file in use by live data (etcd's `dbSizeInUse`): the bytes the trees
+    /// hold as of the last exact computation (see [`bytes_in_use`]), plus whatever the file
+    /// grew by since, at most the file's size.
     pub fn size_in_use(&self) -> u64 {
         let size = self.size();
         let used = self.sizes.in_use.load(Ordering::Acquire);
@@ -366,15 +366,21 @@ impl Backend {
         // Swap even when `f` failed after putting a replacement in place: the file at our
         // path is the replacement from then on.
         if let Some(new) = replacement {
+            let used = new
+                .begin_write()
+                .ok()
+                .and_then(|tx| tx.stats().ok())
+                .map(|st| bytes_in_use(&st));
             *self.db.write() = Arc::new(new);
             let mut b = self.batch.lock();
             b.pending = 0;
             b.last_durable = Instant::now();
             self.durable_index.store(b.latest_index, Ordering::Release);
-            // A freshly written file is all in use; no page walk (it would hold writes).
             let len = self.file_len();
             self.sizes.file.store(len, Ordering::Release);
-            self.sizes.in_use.store(len, Ordering::Release);
+            self.sizes
+                .in_use
+                .store(used.unwrap_or(len).min(len), Ordering::Release);
             self.sizes.file_at_stats.store(len, Ordering::Release);
             *self.sizes.stats_at.lock() = Some(Instant::now());
         }
@@ -444,4 +450,12 @@ mod tests {
         let t = rtx.open_table(KEY_TABLE).unwrap();
         assert_eq!(t.get(b"k".as_slice()).unwrap().unwrap().value(), b"v");
     }
+}
+
+/// What the trees hold: stored keys and values plus page and tree metadata. Free pages,
+/// pages a compaction freed but redb has not yet recycled (it recycles them only after
+/// later durable commits), and unused room inside pages do not count, so the figure falls
+/// as soon as a compaction commits, and a fresh file counts only its data.
+fn bytes_in_use(st: &redb::DatabaseStats) -> u64 {
+    st.stored_bytes() + st.metadata_bytes()
 }

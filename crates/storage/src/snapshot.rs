@@ -9,6 +9,7 @@
 //! { 0x01 u16be(name length) name                      -- a table begins
 //!   { 0x02 u32be(key length) u32be(value length) key value } }  -- its rows, key order
 //! 0x03 u64be(rows)                                    -- end of the dump
+//! zeros                                               -- to a multiple of 512 bytes
 //! sha256(every byte above)                            -- 32 bytes, as etcd appends
 //! ```
 //!
@@ -47,6 +48,8 @@ const TAG_ROW: u8 = 2;
 const TAG_END: u8 = 3;
 /// Length of the sha256 trailer.
 pub const SHA256_LEN: usize = 32;
+/// The dump before the sha256 is padded with zeros to a multiple of this.
+const PAGE: u64 = 512;
 /// Restore commits its writes every this many bytes (bounded transaction size).
 const RESTORE_BATCH_BYTES: usize = 16 << 20;
 
@@ -99,6 +102,10 @@ pub fn write_snapshot<W: Write>(backend: &Backend, w: W) -> Result<SnapshotStatu
     }
     out.put(&[TAG_END])?;
     out.put(&stats.total_keys.to_be_bytes())?;
+    // etcd's clients take a file as a snapshot only if `size % 512 == 32` (a bolt file of
+    // 512-byte pages plus the sha256): zeros pad the dump to a 512-byte boundary.
+    let pad = (PAGE - out.written % PAGE) % PAGE;
+    out.put(&vec![0u8; pad as usize])?;
     let sha: [u8; SHA256_LEN] = out.sha.finalize_reset().into();
     out.inner.write_all(&sha)?;
     out.inner.flush()?;
@@ -226,6 +233,20 @@ fn read_snapshot(
                         "snapshot says {rows} rows, holds {}",
                         stats.total_keys
                     )));
+                }
+                // Then only the zero padding to the page boundary.
+                if r.remaining >= PAGE {
+                    return Err(bad(format!(
+                        "corrupt snapshot: {} bytes after the end of the dump",
+                        r.remaining
+                    )));
+                }
+                let mut pad = vec![0u8; r.remaining as usize];
+                r.take(&mut pad)?;
+                if pad.iter().any(|&b| b != 0) {
+                    return Err(bad(
+                        "corrupt snapshot: non-zero bytes after the end of the dump",
+                    ));
                 }
                 break;
             }

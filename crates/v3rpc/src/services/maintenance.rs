@@ -1,6 +1,7 @@
 //! etcd's Maintenance service, a thin front over `EtcdServer`: Status, Alarm, Snapshot
 //! (streamed from the core's bounded channel), Defragment, Hash, HashKV, MoveLeader.
-//! Downgrade is not supported yet.
+//! Downgrade is not supported yet. Defragment, Snapshot, Hash and HashKV are reserved to
+//! root when auth is enabled, as etcd's `authMaintenanceServer`.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -14,6 +15,8 @@ use oxcd_api::etcdserverpb::{
 };
 use oxcd_api::EtcdError;
 use tonic::{Request, Response, Status};
+
+use super::identity::require_admin;
 
 use oxcd_etcdserver::EtcdServer;
 
@@ -33,15 +36,17 @@ impl Maintenance for MaintenanceService {
 
     async fn defragment(
         &self,
-        _: Request<DefragmentRequest>,
+        req: Request<DefragmentRequest>,
     ) -> Result<Response<DefragmentResponse>, Status> {
+        require_admin(&self.0, &req).await?;
         self.0.defragment().await?;
         Ok(Response::new(DefragmentResponse {
             header: Some(self.0.header(self.0.published_revision())),
         }))
     }
 
-    async fn hash(&self, _: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+    async fn hash(&self, req: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+        require_admin(&self.0, &req).await?;
         Ok(Response::new(self.0.hash().await?))
     }
 
@@ -49,6 +54,7 @@ impl Maintenance for MaintenanceService {
         &self,
         req: Request<HashKvRequest>,
     ) -> Result<Response<HashKvResponse>, Status> {
+        require_admin(&self.0, &req).await?;
         Ok(Response::new(
             self.0.hash_kv(req.into_inner().revision).await?,
         ))
@@ -58,8 +64,9 @@ impl Maintenance for MaintenanceService {
 
     async fn snapshot(
         &self,
-        _: Request<SnapshotRequest>,
+        req: Request<SnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
+        require_admin(&self.0, &req).await?;
         let rx = self.0.snapshot();
         let stream =
             tokio_stream::wrappers::ReceiverStream::new(rx).map(|r| r.map_err(Status::from));
