@@ -59,11 +59,13 @@ apt_install() {
 
 install_etcd() {
   # protoc (Debian's, 3.21) is needed to build the etcd-client crate used by the tests.
-  if [ -x /usr/bin/etcd ] && [ -x /usr/bin/etcdctl ] && command -v protoc >/dev/null; then
+  # openssl: the Python TLS tests make their certificates with it.
+  if [ -x /usr/bin/etcd ] && [ -x /usr/bin/etcdctl ] && command -v protoc >/dev/null &&
+    command -v openssl >/dev/null; then
     return 0
   fi
   log "installing etcd-server etcd-client protobuf-compiler"
-  apt_install etcd-server etcd-client protobuf-compiler
+  apt_install etcd-server etcd-client protobuf-compiler openssl
 }
 
 venv_ok() {

@@ -55,8 +55,29 @@ def free_port():
         return s.getsockname()[1]
 
 
+def make_certs(d):
+    """A throwaway CA and a server certificate for 127.0.0.1 (openssl CLI), in `d`.
+    Returns (ca, cert, key) paths."""
+    ca, ca_key = os.path.join(d, "ca.crt"), os.path.join(d, "ca.key")
+    crt, key, csr = (os.path.join(d, n) for n in ("server.crt", "server.key", "server.csr"))
+    ext = os.path.join(d, "ext.cnf")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n"
+                "keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    for cmd in (
+        ["openssl", "req", "-x509"] + ec + ["-keyout", ca_key, "-out", ca, "-days", "2",
+                                            "-subj", "/CN=oxcd-pytest-ca"],
+        ["openssl", "req"] + ec + ["-keyout", key, "-out", csr, "-subj", "/CN=localhost"],
+        ["openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key,
+         "-CAcreateserial", "-out", crt, "-days", "2", "-extfile", ext],
+    ):
+        subprocess.run(cmd, check=True, capture_output=True, timeout=30)
+    return ca, crt, key
+
+
 class Server:
-    def __init__(self, extra_args=()):
+    def __init__(self, extra_args=(), tls=False):
         self.kind = server_kind()
         self.binary = server_binary(self.kind)
         self.dir = tempfile.mkdtemp(prefix="oxcd-pytest-")
@@ -67,11 +88,20 @@ class Server:
         while self.peer_port == self.client_port:
             self.peer_port = free_port()
         self.extra_args = list(extra_args)
+        self.ca = None
+        if tls:
+            self.ca, crt, key = make_certs(self.dir)
+            self.extra_args += ["--cert-file", crt, "--key-file", key]
         self.proc = None
 
     @property
     def client_url(self):
-        return "http://127.0.0.1:%d" % self.client_port
+        scheme = "https" if self.ca else "http"
+        return "%s://127.0.0.1:%d" % (scheme, self.client_port)
+
+    def client(self, **kw):
+        """An etcd3 client for this server (TLS when the server has it)."""
+        return etcd3.client("127.0.0.1", self.client_port, ca_cert=self.ca, **kw)
 
     @property
     def peer_url(self):
@@ -107,7 +137,7 @@ class Server:
                     "%s exited early with %s\n%s" % (self.kind, self.proc.returncode, self.log())
                 )
             try:
-                c = etcd3.client("127.0.0.1", self.client_port, timeout=2)
+                c = self.client(timeout=2)
                 try:
                     st = c.status()
                     if st.leader is not None:
