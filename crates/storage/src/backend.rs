@@ -418,6 +418,14 @@ where
         .unwrap_or(0))
 }
 
+/// What the trees hold: stored keys and values plus page and tree metadata. Free pages,
+/// pages a compaction freed but redb has not yet recycled (it recycles them only after
+/// later durable commits), and unused room inside pages do not count, so the figure falls
+/// as soon as a compaction commits, and a fresh file counts only its data.
+fn bytes_in_use(st: &redb::DatabaseStats) -> u64 {
+    st.stored_bytes() + st.metadata_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -450,12 +458,4 @@ mod tests {
         let t = rtx.open_table(KEY_TABLE).unwrap();
         assert_eq!(t.get(b"k".as_slice()).unwrap().unwrap().value(), b"v");
     }
-}
-
-/// What the trees hold: stored keys and values plus page and tree metadata. Free pages,
-/// pages a compaction freed but redb has not yet recycled (it recycles them only after
-/// later durable commits), and unused room inside pages do not count, so the figure falls
-/// as soon as a compaction commits, and a fresh file counts only its data.
-fn bytes_in_use(st: &redb::DatabaseStats) -> u64 {
-    st.stored_bytes() + st.metadata_bytes()
 }

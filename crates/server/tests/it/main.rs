@@ -22,6 +22,7 @@ mod lease_etcdctl;
 mod lease_grpc;
 mod lease_restart;
 mod maintenance;
+mod snapshot_restore;
 mod tls;
 mod watch_checker;
 mod watch_clients;

@@ -1,0 +1,209 @@
+//! Backup and restore: `etcdctl snapshot save` from oxcd, `oxcdutl snapshot status`, and
+//! `oxcdutl snapshot restore` into a new member's data dir that then serves every key at
+//! a bumped, compacted revision (so an old watcher gets a compaction, not stale data); a
+//! corrupt or truncated file is refused and leaves nothing behind. oxcd only: etcd 3.4's
+//! snapshots are bbolt files that `oxcdutl` does not read.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use oxcd_api::etcdserverpb::watch_client::WatchClient;
+use oxcd_api::etcdserverpb::watch_request::RequestUnion;
+use oxcd_api::etcdserverpb::{WatchCreateRequest, WatchRequest};
+use serde_json::Value;
+
+use crate::common::{channel, run_with_timeout, skip_unless_oxcd, CmdOutput, TestServer};
+
+fn oxcdutl(args: &[&str]) -> CmdOutput {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_oxcdutl"));
+    cmd.args(args);
+    run_with_timeout(cmd, None, Duration::from_secs(60))
+}
+
+fn json(s: &oxcd_testkit::TestServer, args: &[&str]) -> Value {
+    let mut a = args.to_vec();
+    a.extend(["-w", "json"]);
+    serde_json::from_str(s.etcdctl(&a).ok()).expect("etcdctl json")
+}
+
+fn copy_with(src: &Path, dst: &Path, f: impl FnOnce(&mut Vec<u8>)) -> PathBuf {
+    let mut b = std::fs::read(src).expect("read snapshot");
+    f(&mut b);
+    std::fs::write(dst, b).expect("write copy");
+    dst.to_path_buf()
+}
+
+#[test]
+fn save_status_restore_round_trip() {
+    if skip_unless_oxcd("save_status_restore_round_trip") {
+        return;
+    }
+    let s = TestServer::start();
+    for i in 0..20 {
+        s.etcdctl(&["put", &format!("k{i}"), &format!("v{i}")]).ok();
+    }
+    s.etcdctl(&["put", "k0", "v0b"]).ok();
+    s.etcdctl(&["del", "k19"]).ok();
+    let rev = json(&s, &["get", "k0"])["header"]["revision"]
+        .as_i64()
+        .unwrap();
+    let old_member = json(&s, &["member", "list"])["members"][0]["ID"].clone();
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("backup.db");
+    let out = s.etcdctl(&["snapshot", "save", file.to_str().unwrap()]);
+    assert!(out.success(), "{out:#?}");
+
+    // Status: the file's revision and rows, in etcdctl's JSON shape.
+    let st: Value = serde_json::from_str(
+        oxcdutl(&["snapshot", "status", file.to_str().unwrap(), "-w", "json"]).ok(),
+    )
+    .expect("status json");
+    assert_eq!(st["revision"].as_i64(), Some(rev), "{st}");
+    assert!(st["totalKey"].as_u64().unwrap() >= 21, "{st}");
+    assert_eq!(
+        st["totalSize"].as_u64(),
+        Some(std::fs::metadata(&file).unwrap().len()),
+        "{st}"
+    );
+    let table = oxcdutl(&["snapshot", "status", file.to_str().unwrap(), "-w", "table"]);
+    assert!(table.ok().contains("TOTAL KEYS"), "{table:#?}");
+
+    // A flipped byte or a truncated copy is refused, and a refused restore leaves no dir.
+    let len = std::fs::metadata(&file).unwrap().len() as usize;
+    let flipped = copy_with(&file, &dir.path().join("flipped.db"), |b| {
+        b[len / 2] ^= 0x40
+    });
+    let short = copy_with(&file, &dir.path().join("short.db"), |b| {
+        b.truncate(len - 100)
+    });
+    for bad in [&flipped, &short] {
+        let out = oxcdutl(&["snapshot", "status", bad.to_str().unwrap()]);
+        assert!(!out.success(), "{} accepted: {out:#?}", bad.display());
+        assert!(
+            out.stderr.contains("corrupt") || out.stderr.contains("sha256"),
+            "{out:#?}"
+        );
+        let target = dir.path().join("from-bad");
+        let out = oxcdutl(&[
+            "snapshot",
+            "restore",
+            bad.to_str().unwrap(),
+            "--data-dir",
+            target.to_str().unwrap(),
+            "--name",
+            "n1",
+            "--initial-cluster",
+            "n1=http://127.0.0.1:1",
+            "--initial-advertise-peer-urls",
+            "http://127.0.0.1:1",
+        ]);
+        assert!(!out.success(), "{out:#?}");
+        assert!(
+            !target.exists(),
+            "a refused restore left {}",
+            target.display()
+        );
+    }
+
+    // Restore into a new member and start it with the same flags.
+    let mut b = oxcd_testkit::TestServer::new_stopped(Path::new(env!("CARGO_BIN_EXE_oxcd")), &[]);
+    let peer = b.peer_url();
+    let out = oxcdutl(&[
+        "snapshot",
+        "restore",
+        file.to_str().unwrap(),
+        "--data-dir",
+        b.data_dir.to_str().unwrap(),
+        "--name",
+        "n1",
+        "--initial-cluster",
+        &format!("n1={peer}"),
+        "--initial-advertise-peer-urls",
+        &peer,
+    ]);
+    assert!(out.success(), "{out:#?}");
+    // The data dir exists now: restoring again is refused.
+    let again = oxcdutl(&[
+        "snapshot",
+        "restore",
+        file.to_str().unwrap(),
+        "--data-dir",
+        b.data_dir.to_str().unwrap(),
+        "--name",
+        "n1",
+        "--initial-cluster",
+        &format!("n1={peer}"),
+        "--initial-advertise-peer-urls",
+        &peer,
+    ]);
+    assert!(again.stderr.contains("exists"), "{again:#?}");
+    b.spawn_and_wait();
+
+    let got = b.etcdctl(&["get", "k", "--prefix"]).ok().to_string();
+    let lines: Vec<&str> = got.lines().collect();
+    assert_eq!(lines.len(), 38, "19 keys and values: {got}");
+    assert!(got.contains("k0\nv0b\n") && !got.contains("k19"), "{got}");
+    let new_rev = json(&b, &["get", "k0"])["header"]["revision"]
+        .as_i64()
+        .unwrap();
+    assert!(
+        new_rev >= rev + 1_000_000_000,
+        "revision {new_rev} after restoring {rev}"
+    );
+    let old = b.etcdctl(&["get", "k0", &format!("--rev={rev}")]);
+    assert!(
+        old.stderr.contains("required revision has been compacted"),
+        "{old:#?}"
+    );
+    b.etcdctl(&["put", "after", "restore"]).ok();
+    let after = json(&b, &["get", "after"]);
+    assert!(
+        after["kvs"][0]["mod_revision"].as_i64().unwrap() > new_rev,
+        "{after}"
+    );
+    // A fresh member id, not the old cluster's.
+    let members = json(&b, &["member", "list"]);
+    assert_eq!(
+        members["members"].as_array().map(Vec::len),
+        Some(1),
+        "{members}"
+    );
+    assert_ne!(members["members"][0]["ID"], old_member, "{members}");
+
+    // A watcher that resumes from the old cluster's next revision gets a compaction.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let compact = rt.block_on(async {
+        let ch = channel(&b).await;
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        tx.send(WatchRequest {
+            request_union: Some(RequestUnion::CreateRequest(WatchCreateRequest {
+                key: b"k0".to_vec(),
+                start_revision: rev + 1,
+                ..Default::default()
+            })),
+        })
+        .await
+        .unwrap();
+        let mut w = WatchClient::new(ch)
+            .watch(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .unwrap()
+            .into_inner();
+        loop {
+            let m = tokio::time::timeout(Duration::from_secs(10), w.message())
+                .await
+                .expect("watch response in time")
+                .unwrap()
+                .expect("a watch response");
+            if m.canceled || m.compact_revision != 0 {
+                break m.compact_revision;
+            }
+        }
+    });
+    assert!(compact >= rev + 1_000_000_000, "compact revision {compact}");
+}
