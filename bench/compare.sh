@@ -16,7 +16,10 @@
 #    and the etcd column is still printed.
 #
 # Usage: bench/compare.sh [--members 1|3] [--full | --scale N] [--only etcd|oxcd] [--no-build]
-#                         [--workloads put,range-l,...] [--work-dir DIR] [--keep]
+#                         [--workloads put,range-l,...] [--work-dir DIR] [--keep] [--tls] [--auth]
+# --tls: client URLs over https (a throw-away CA and server certificate made with openssl);
+# --auth: auth enabled, the benchmark runs as a non-root user whose role grants readwrite
+# over every key it uses (so each request pays a token and a permission check).
 # Workloads: put-1 put put-100 put-txn put-seq range-l range-s range-l-100 range-s-100
 # range-prefix txn-mixed watch watch-latency lease-keepalive stm load-1m (put-seq loads the
 # read workloads' keys; it runs before them anyway; load-1m puts 1,000,000 keys, so the peak
@@ -34,6 +37,8 @@ SCALE=1
 ONLY=""
 BUILD=1
 KEEP=0
+TLS=0
+AUTH=0
 WORK=""
 WORKLOADS="put-1,put,put-100,put-txn,range-l,range-s,range-l-100,range-s-100,range-prefix,txn-mixed,watch,watch-latency,lease-keepalive,stm,load-1m"
 
@@ -49,6 +54,8 @@ while [ $# -gt 0 ]; do
         --workloads) WORKLOADS=$2; shift 2 ;;
         --work-dir) WORK=$2; shift 2 ;;
         --keep) KEEP=1; shift ;;
+        --tls) TLS=1; shift ;;
+        --auth) AUTH=1; shift ;;
         -h|--help) usage 0 ;;
         *) echo "unknown option: $1" >&2; usage 2 ;;
     esac
@@ -59,6 +66,38 @@ log() { echo "[compare] $*" >&2; }
 
 if [ -z "$WORK" ]; then WORK=$(mktemp -d /tmp/oxcd-compare.XXXXXX); else mkdir -p "$WORK"; fi
 RESULTS=$WORK/results.jsonl
+SCHEME=http
+SERVER_TLS=()
+CONN_FLAGS=()   # every oxcd-bench call (TLS)
+AUTH_FLAGS=()   # workloads, once auth is set up
+CTL_FLAGS=()
+if [ "$TLS" = 1 ]; then
+    C=$WORK/certs; mkdir -p "$C"
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > "$C/ext.cnf"
+    EC=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+    openssl req -x509 "${EC[@]}" -keyout "$C/ca.key" -out "$C/ca.crt" -days 2 -subj /CN=compare-ca 2>/dev/null &&
+    openssl req "${EC[@]}" -keyout "$C/server.key" -out "$C/server.csr" -subj /CN=localhost 2>/dev/null &&
+    openssl x509 -req -in "$C/server.csr" -CA "$C/ca.crt" -CAkey "$C/ca.key" -CAcreateserial \
+        -out "$C/server.crt" -days 2 -extfile "$C/ext.cnf" 2>/dev/null ||
+        { echo "openssl failed to make the TLS certificates" >&2; exit 1; }
+    SCHEME=https
+    SERVER_TLS=(--cert-file "$C/server.crt" --key-file "$C/server.key")
+    CONN_FLAGS=(--cacert "$C/ca.crt")
+    CTL_FLAGS=(--cacert "$C/ca.crt")
+fi
+
+# setup_auth: root, and a "bench" user allowed readwrite on every key from " " up.
+setup_auth() {
+    local ctl=(env ETCDCTL_API=3 etcdctl --endpoints "$ENDPOINTS" "${CTL_FLAGS[@]}")
+    "${ctl[@]}" user add root:root >/dev/null &&
+    "${ctl[@]}" role add root >/dev/null &&
+    "${ctl[@]}" user grant-role root root >/dev/null &&
+    "${ctl[@]}" user add bench:bench >/dev/null &&
+    "${ctl[@]}" role add bench >/dev/null &&
+    "${ctl[@]}" role grant-permission bench --from-key readwrite ' ' >/dev/null &&
+    "${ctl[@]}" user grant-role bench bench >/dev/null &&
+    "${ctl[@]}" auth enable >/dev/null
+}
 : > "$RESULTS"
 PIDS=()
 
@@ -115,19 +154,20 @@ peak_rss_mib() {
 start_cluster() {
     local kind=$1 bin=$2 base=$3 i cluster="" name
     ENDPOINTS=""
+    AUTH_FLAGS=()
     for i in $(seq 0 $((MEMBERS - 1))); do
         cluster+="${cluster:+,}m$i=http://127.0.0.1:$((base + 100 + i))"
-        ENDPOINTS+="${ENDPOINTS:+,}http://127.0.0.1:$((base + i))"
+        ENDPOINTS+="${ENDPOINTS:+,}$SCHEME://127.0.0.1:$((base + i))"
     done
     for i in $(seq 0 $((MEMBERS - 1))); do
         name=m$i
-        local dir=$WORK/$kind-$i client=http://127.0.0.1:$((base + i)) peer=http://127.0.0.1:$((base + 100 + i))
+        local dir=$WORK/$kind-$i client=$SCHEME://127.0.0.1:$((base + i)) peer=http://127.0.0.1:$((base + 100 + i))
         rm -rf "$dir"; mkdir -p "$dir"
         "$bin" --name "$name" --data-dir "$dir/data" \
             --listen-client-urls "$client" --advertise-client-urls "$client" \
             --listen-peer-urls "$peer" --initial-advertise-peer-urls "$peer" \
             --initial-cluster "$cluster" --initial-cluster-state new \
-            --initial-cluster-token "compare-$kind" > "$dir/server.log" 2>&1 &
+            --initial-cluster-token "compare-$kind" "${SERVER_TLS[@]}" > "$dir/server.log" 2>&1 &
         PIDS+=($!)
     done
     log "$kind: started ${MEMBERS} member(s), pids ${PIDS[*]}, endpoints $ENDPOINTS"
@@ -139,7 +179,13 @@ start_cluster() {
                 return 1
             fi
         done
-        if "$BENCH" --endpoints "$ENDPOINTS" --timeout 2 health 2>/dev/null; then return 0; fi
+        if "$BENCH" --endpoints "$ENDPOINTS" "${CONN_FLAGS[@]}" --timeout 2 health 2>/dev/null; then
+            if [ "$AUTH" = 1 ]; then
+                setup_auth || { log "$kind: setting up auth failed"; return 1; }
+                AUTH_FLAGS=(--user bench:bench)
+            fi
+            return 0
+        fi
         sleep 0.3
     done
     log "$kind: not healthy after 30 s; log tail:"; tail -n 5 "$WORK/$kind-"*/server.log >&2
@@ -181,7 +227,7 @@ run_workload() {
     # shellcheck disable=SC2086
     local limit=$((120 * SCALE))
     [ "$w" = load-1m ] && limit=600
-    out=$("$BENCH" --endpoints "$ENDPOINTS" --json --timeout "$limit" $args 2> "$WORK/bench.err")
+    out=$("$BENCH" --endpoints "$ENDPOINTS" "${CONN_FLAGS[@]}" "${AUTH_FLAGS[@]}" --json --timeout "$limit" $args 2> "$WORK/bench.err")
     rc=$?
     after=$(cpu_seconds)
     if [ $rc = 0 ] && [ -n "$out" ]; then
@@ -247,5 +293,6 @@ log "work dir $WORK, members $MEMBERS, scale x$SCALE, workloads $WORKLOADS"
 [ "$ONLY" != etcd ] && run_server oxcd "$OXCD_BIN" 24790
 
 echo
-echo "oxcd vs etcd $("$ETCD_BIN" --version 2>/dev/null | head -1 | sed 's/etcd Version: //'), $MEMBERS member(s), scale x$SCALE, $(nproc) cores; results: $RESULTS"
+MODE=""; [ "$TLS" = 1 ] && MODE+=", TLS"; [ "$AUTH" = 1 ] && MODE+=", auth on"
+echo "oxcd vs etcd $("$ETCD_BIN" --version 2>/dev/null | head -1 | sed 's/etcd Version: //'), $MEMBERS member(s), scale x$SCALE$MODE, $(nproc) cores; results: $RESULTS"
 "$BENCH" table "$RESULTS"

@@ -76,8 +76,27 @@ def make_certs(d):
     return ca, crt, key
 
 
+def make_client_cert(d, cn):
+    """A client certificate with common name `cn`, signed by the CA make_certs left in `d`.
+    Returns (cert, key) paths."""
+    ca, ca_key = os.path.join(d, "ca.crt"), os.path.join(d, "ca.key")
+    crt, key, csr = (os.path.join(d, "client-%s.%s" % (cn, n)) for n in ("crt", "key", "csr"))
+    ext = os.path.join(d, "client-ext.cnf")
+    with open(ext, "w") as f:
+        f.write("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
+                "extendedKeyUsage=clientAuth\n")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    for cmd in (
+        ["openssl", "req"] + ec + ["-keyout", key, "-out", csr, "-subj", "/CN=" + cn],
+        ["openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key,
+         "-CAcreateserial", "-out", crt, "-days", "2", "-extfile", ext],
+    ):
+        subprocess.run(cmd, check=True, capture_output=True, timeout=30)
+    return crt, key
+
+
 class Server:
-    def __init__(self, extra_args=(), tls=False):
+    def __init__(self, extra_args=(), tls=False, client_cert_auth=False):
         self.kind = server_kind()
         self.binary = server_binary(self.kind)
         self.dir = tempfile.mkdtemp(prefix="oxcd-pytest-")
@@ -89,9 +108,14 @@ class Server:
             self.peer_port = free_port()
         self.extra_args = list(extra_args)
         self.ca = None
-        if tls:
+        self.client_cert = None
+        if tls or client_cert_auth:
             self.ca, crt, key = make_certs(self.dir)
             self.extra_args += ["--cert-file", crt, "--key-file", key]
+        if client_cert_auth:
+            # The readiness probe and the fixture clients present this one (CN "root").
+            self.client_cert = make_client_cert(self.dir, "root")
+            self.extra_args += ["--trusted-ca-file", self.ca, "--client-cert-auth"]
         self.proc = None
 
     @property
@@ -100,7 +124,10 @@ class Server:
         return "%s://127.0.0.1:%d" % (scheme, self.client_port)
 
     def client(self, **kw):
-        """An etcd3 client for this server (TLS when the server has it)."""
+        """An etcd3 client for this server (TLS when the server has it; with client
+        certificate auth, the "root" certificate unless cert_cert/cert_key are given)."""
+        if self.client_cert and "cert_cert" not in kw:
+            kw["cert_cert"], kw["cert_key"] = self.client_cert
         return etcd3.client("127.0.0.1", self.client_port, ca_cert=self.ca, **kw)
 
     @property

@@ -115,6 +115,12 @@ pub enum EtcdError {
     NotSupportedForLearner,
     #[error("etcdserver: bad leader transferee")]
     BadLeaderTransferee,
+    #[error("etcdserver: wrong downgrade target version format")]
+    WrongDowngradeVersionFormat,
+    #[error("etcdserver: invalid downgrade target version")]
+    InvalidDowngradeTargetVersion,
+    #[error("etcdserver: no inflight downgrade job")]
+    NoInflightDowngrade,
     /// An RPC whose implementation belongs to a later issue.
     #[error("oxcd: {0} is not implemented yet")]
     Unimplemented(&'static str),
@@ -134,7 +140,7 @@ impl EtcdError {
             EmptyKey | KeyNotFound | ValueProvided | LeaseProvided | TtlZero | TooManyOps
             | DuplicateKey | MemberBadUrls | RequestTooLarge | UserEmpty | RoleEmpty
             | AuthFailed | InvalidAuthMgmt | AuthOldRevision | PermissionNotGiven
-            | InvalidArgument(_) => Code::InvalidArgument,
+            | WrongDowngradeVersionFormat | InvalidArgument(_) => Code::InvalidArgument,
             NoPasswordUser => Code::Unknown,
             Compacted | FutureRev | LeaseTtlTooLarge => Code::OutOfRange,
             NoSpace | TooManyRequests => Code::ResourceExhausted,
@@ -156,7 +162,9 @@ impl EtcdError {
             | PermissionNotGranted
             | AuthNotEnabled
             | NotLeader
-            | BadLeaderTransferee => Code::FailedPrecondition,
+            | BadLeaderTransferee
+            | InvalidDowngradeTargetVersion
+            | NoInflightDowngrade => Code::FailedPrecondition,
             PermissionDenied => Code::PermissionDenied,
             InvalidAuthToken => Code::Unauthenticated,
             NoLeader

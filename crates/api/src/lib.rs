@@ -11,7 +11,7 @@ pub mod error;
 pub use error::EtcdError;
 
 /// The etcd API version oxcd implements and reports in `Status.version`.
-pub const ETCD_API_VERSION: &str = "3.5.17";
+pub const ETCD_API_VERSION: &str = "3.5.24";
 /// The cluster version reported to clients (major.minor of [`ETCD_API_VERSION`]).
 pub const ETCD_CLUSTER_VERSION: &str = "3.5.0";
 /// oxcd's own version.

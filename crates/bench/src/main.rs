@@ -57,6 +57,12 @@ pub struct Cli {
     /// Print one JSON object instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+    /// `NAME:PASSWORD`: authenticate and send the token with every request (auth on).
+    #[arg(long, global = true)]
+    pub user: Option<String>,
+    /// PEM CA that verifies the server: connect over TLS.
+    #[arg(long, global = true)]
+    pub cacert: Option<std::path::PathBuf>,
     /// The workload.
     #[command(subcommand)]
     pub cmd: Cmd,
@@ -209,7 +215,19 @@ impl Ctx {
 }
 
 async fn connect(cli: &Cli, deadline: Instant) -> Result<Vec<Client>, String> {
-    let opts = ConnectOptions::default();
+    let mut opts = ConnectOptions::default();
+    if let Some(u) = &cli.user {
+        let (name, password) = u
+            .split_once(':')
+            .ok_or_else(|| "--user takes NAME:PASSWORD".to_string())?;
+        opts.user = Some((name.to_string(), password.to_string()));
+    }
+    if let Some(ca) = &cli.cacert {
+        opts.tls = Some(oxcd_client::TlsOptions {
+            ca_file: Some(ca.clone()),
+            ..Default::default()
+        });
+    }
     let mut conns = Vec::with_capacity(cli.conns.max(1));
     for _ in 0..cli.conns.max(1) {
         let left = deadline.saturating_duration_since(Instant::now());

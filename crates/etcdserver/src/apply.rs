@@ -233,6 +233,8 @@ impl Applier {
     fn apply_backend(&self, wtx: &mut WriteTx, index: u64, request: Request) -> ApplyResult {
         let result = match request {
             Request::Put(r) => {
+                #[cfg(feature = "failpoints")]
+                let r = corrupt_for_test(r);
                 self.check_put_lease(&r)?;
                 self.store.write(wtx).and_then(|mut txn| {
                     let resp = oxcd_mvcc::kv_apply::put(&mut txn, &r);
@@ -305,4 +307,15 @@ impl Applier {
         tracing::info!(index, durable, "triggering snapshot");
         let _ = self.raft_tx.send(RaftMsg::Compact(durable));
     }
+}
+
+/// Test builds only (`failpoints`): `FAILPOINTS=applyCorruptPut=1*return` makes this member
+/// store a put's value with a byte appended, unlike the other members, so the corruption
+/// checks have a divergence to find.
+#[cfg(feature = "failpoints")]
+fn corrupt_for_test(mut r: oxcd_api::etcdserverpb::PutRequest) -> oxcd_api::etcdserverpb::PutRequest {
+    if fail::eval("applyCorruptPut", |_| ()).is_some() {
+        r.value.push(b'!');
+    }
+    r
 }

@@ -240,6 +240,7 @@ impl Node {
             request_timeout: Duration::from_secs(5) + 2 * cfg.election_timeout,
             client_tls: cfg.client_tls.clone(),
             strict_reconfig_check: cfg.strict_reconfig_check,
+            election_timeout: cfg.election_timeout,
             quota_bytes,
         };
         let server = Arc::new(EtcdServer {

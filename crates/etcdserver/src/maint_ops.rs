@@ -38,6 +38,7 @@ impl EtcdServer {
                     header: Some(header),
                     remaining_bytes: 0,
                     blob,
+                    version: crate::maintenance::STORAGE_VERSION.to_string(),
                 };
                 send_tx.blocking_send(Ok(msg)).map_err(|_| {
                     std::io::Error::new(std::io::ErrorKind::BrokenPipe, "snapshot receiver gone")

@@ -20,7 +20,7 @@ use crate::server::EtcdServer;
 
 /// The storage schema version Status reports (etcd 3.6's `storageVersion`; oxcd's backend
 /// holds etcd 3.5's data).
-const STORAGE_VERSION: &str = "3.5.0";
+pub(crate) const STORAGE_VERSION: &str = "3.5.0";
 
 impl EtcdServer {
     /// This member's Status (etcd's `Maintenance.Status`); `errors` names a missing leader
@@ -112,5 +112,48 @@ impl EtcdServer {
             enabled: st.enabled,
             auth_revision: st.revision,
         }
+    }
+}
+
+/// etcd 3.6's `Maintenance.Downgrade`. oxcd's backend holds etcd 3.5's data and there is
+/// no older storage format it can hand over to (etcd supports downgrading one minor
+/// version, and only from 3.6), so every well-formed target is refused with etcd's
+/// "invalid downgrade target version", and CANCEL finds no downgrade in flight.
+pub fn downgrade(
+    action: oxcd_api::etcdserverpb::downgrade_request::DowngradeAction,
+    version: &str,
+) -> Result<String, EtcdError> {
+    use oxcd_api::etcdserverpb::downgrade_request::DowngradeAction;
+    if action == DowngradeAction::Cancel {
+        return Err(EtcdError::NoInflightDowngrade);
+    }
+    // etcd's convertToClusterVersion: "major.minor" or "major.minor.patch".
+    let parts: Vec<&str> = version.split('.').collect();
+    let numeric = parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if !(2..=3).contains(&parts.len()) || !numeric {
+        return Err(EtcdError::WrongDowngradeVersionFormat);
+    }
+    Err(EtcdError::InvalidDowngradeTargetVersion)
+}
+
+#[cfg(test)]
+mod downgrade_tests {
+    use super::downgrade;
+    use oxcd_api::etcdserverpb::downgrade_request::DowngradeAction;
+    use oxcd_api::EtcdError;
+
+    #[test]
+    fn every_target_is_refused_with_etcds_errors() {
+        for a in [DowngradeAction::Validate, DowngradeAction::Enable] {
+            assert_eq!(downgrade(a, "3.4"), Err(EtcdError::InvalidDowngradeTargetVersion));
+            assert_eq!(downgrade(a, "3.4.0"), Err(EtcdError::InvalidDowngradeTargetVersion));
+            for bad in ["", "3", "3.x", "v3.4", "3.4.0.1"] {
+                assert_eq!(downgrade(a, bad), Err(EtcdError::WrongDowngradeVersionFormat), "{bad}");
+            }
+        }
+        assert_eq!(
+            downgrade(DowngradeAction::Cancel, ""),
+            Err(EtcdError::NoInflightDowngrade)
+        );
     }
 }

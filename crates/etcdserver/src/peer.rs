@@ -152,6 +152,15 @@ impl RaftPeer for PeerService {
         Ok(Response::new(PeerAck {}))
     }
 
+    async fn hash_kv(
+        &self,
+        req: Request<oxcd_api::etcdserverpb::HashKvRequest>,
+    ) -> Result<Response<oxcd_api::etcdserverpb::HashKvResponse>, Status> {
+        self.admit(&req)?;
+        let r = self.0.hash_kv(req.into_inner().revision).await?;
+        Ok(Response::new(r))
+    }
+
     async fn members(
         &self,
         req: Request<MembersRequest>,

@@ -53,6 +53,8 @@ pub struct ServerSettings {
     pub client_tls: Option<oxcd_tls::TlsConnector>,
     /// The backend quota in bytes (`--quota-backend-bytes`, resolved).
     pub quota_bytes: u64,
+    /// `--election-timeout` (require-leader's watch monitor ticks at it).
+    pub election_timeout: Duration,
 }
 
 /// The server state shared by every front. Fields are the core's own; fronts use methods.
@@ -101,6 +103,11 @@ impl EtcdServer {
     /// The limits and identity this server was started with.
     pub fn settings(&self) -> &ServerSettings {
         &self.settings
+    }
+
+    /// Whether this member knows a leader now (etcd's `Leader() != None`).
+    pub fn has_leader(&self) -> bool {
+        self.status.leader() != 0
     }
 
     /// The store's current revision (applied, possibly not yet published).

@@ -150,6 +150,25 @@ impl Transport {
         req
     }
 
+    /// A member's HashKV at `revision` over the peer service (the corruption checks);
+    /// `Err` says why it could not be had (unreachable, behind, compacted).
+    pub(crate) async fn peer_hash_kv(
+        &self,
+        urls: &[String],
+        revision: i64,
+    ) -> Result<oxcd_api::etcdserverpb::HashKvResponse, String> {
+        let mut c = self
+            .connect(urls)
+            .await
+            .ok_or_else(|| format!("cannot connect to {urls:?}"))?;
+        let req = self.request(oxcd_api::etcdserverpb::HashKvRequest { revision });
+        match tokio::time::timeout(Duration::from_secs(5), c.hash_kv(req)).await {
+            Err(_) => Err("timed out".into()),
+            Ok(Err(st)) => Err(st.message().to_string()),
+            Ok(Ok(r)) => Ok(r.into_inner()),
+        }
+    }
+
     async fn connect(&self, urls: &[String]) -> Option<RaftPeerClient<Channel>> {
         for u in urls {
             let ch = crate::dial::connect(u, self.tls.as_ref(), Duration::from_secs(1), |e| {

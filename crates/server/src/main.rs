@@ -176,6 +176,16 @@ async fn run(cfg: config::Config) -> Result<()> {
         tracing::warn!("not yet published to the cluster (no quorum?); serving anyway");
     }
 
+    if cfg.initial_corrupt_check {
+        node.server
+            .initial_corrupt_check()
+            .await
+            .map_err(|e| Error::Config(format!("checkInitialHashKV: {e}")))?;
+    }
+    if !cfg.corrupt_check_time.is_zero() {
+        node.server.spawn_corrupt_checker(cfg.corrupt_check_time);
+    }
+
     let routes = oxcd_v3rpc::routes(node.server.clone());
     let http_cfg = oxcd_http::HttpConfig {
         server_version: oxcd_api::ETCD_API_VERSION.into(),

@@ -38,6 +38,18 @@ impl Kv for RecordingKv {
             ..RangeResponse::default()
         }))
     }
+    type RangeStreamStream = std::pin::Pin<
+        Box<
+            dyn futures::Stream<Item = Result<oxcd_api::etcdserverpb::RangeStreamResponse, Status>>
+                + Send,
+        >,
+    >;
+    async fn range_stream(
+        &self,
+        _: Request<RangeRequest>,
+    ) -> Result<Response<Self::RangeStreamStream>, Status> {
+        Err(Status::unimplemented("range_stream"))
+    }
     async fn put(&self, _: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
         Err(Status::unimplemented("put"))
     }

@@ -7,6 +7,7 @@
 
 pub mod authority;
 pub mod metrics;
+pub mod require_leader;
 mod services;
 
 pub use authority::FixAuthority;

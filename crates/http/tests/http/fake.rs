@@ -137,6 +137,16 @@ impl Fake {
 
 #[tonic::async_trait]
 impl Kv for Fake {
+    type RangeStreamStream = std::pin::Pin<
+        Box<dyn futures::Stream<Item = Result<pb::RangeStreamResponse, Status>> + Send>,
+    >;
+    async fn range_stream(
+        &self,
+        _: Request<pb::RangeRequest>,
+    ) -> Result<Response<Self::RangeStreamStream>, Status> {
+        Err(Status::unimplemented("KV.RangeStream"))
+    }
+
     async fn range(
         &self,
         r: Request<pb::RangeRequest>,

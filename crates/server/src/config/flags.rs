@@ -128,6 +128,13 @@ pub(super) struct Flags {
         alias = "watch-progress-notify-interval"
     )]
     pub(super) experimental_watch_progress_notify_interval: String,
+    /// Enable to check data corruption before serving any client/peer traffic.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", default_value = "false")]
+    pub(super) experimental_initial_corrupt_check: String,
+    /// Duration of time between cluster corruption check passes (0: off).
+    #[arg(long, value_name = "DURATION", default_value = "0s", alias = "corrupt-check-time")]
+    pub(super) experimental_corrupt_check_time: String,
     /// Enable leader to send regular checkpoints to other members to prevent reset of remaining TTL on leader change.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
           default_missing_value = "true", default_value = "false")]
@@ -232,8 +239,6 @@ pub(super) const IGNORED: &[(&str, bool)] = &[
     ("log-rotation-config-json", false),
     ("socket-reuse-port", true),
     ("socket-reuse-address", true),
-    ("experimental-initial-corrupt-check", true),
-    ("experimental-corrupt-check-time", false),
     ("experimental-compact-hash-check-enabled", true),
     ("experimental-compact-hash-check-time", false),
     ("experimental-compaction-batch-limit", false),

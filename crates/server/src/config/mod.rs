@@ -306,6 +306,10 @@ pub struct Config {
     pub log_outputs: Vec<LogOutput>,
     /// `--experimental-watch-progress-notify-interval` (alias `--watch-progress-notify-interval`).
     pub watch_progress_notify_interval: Duration,
+    /// `--experimental-initial-corrupt-check`: compare HashKV with the peers before serving.
+    pub initial_corrupt_check: bool,
+    /// `--experimental-corrupt-check-time` (zero: no periodic check).
+    pub corrupt_check_time: Duration,
     /// `--experimental-enable-lease-checkpoint`.
     pub enable_lease_checkpoint: bool,
     /// `--auto-compaction-mode` + `--auto-compaction-retention`; `None` when disabled (retention 0).

@@ -318,6 +318,16 @@ impl Builder<'_> {
             )),
         })?;
         let log_outputs = self.parse("log_outputs", &f.log_outputs, parse_log_outputs)?;
+        let initial_corrupt_check = self.parse(
+            "experimental_initial_corrupt_check",
+            &f.experimental_initial_corrupt_check,
+            parse_go_bool,
+        )?;
+        let corrupt_check_time = self.parse(
+            "experimental_corrupt_check_time",
+            &f.experimental_corrupt_check_time,
+            parse_go_duration,
+        )?;
         let watch_progress_notify_interval = self.parse(
             "experimental_watch_progress_notify_interval",
             &f.experimental_watch_progress_notify_interval,
@@ -401,6 +411,8 @@ impl Builder<'_> {
             log_level,
             log_outputs,
             watch_progress_notify_interval,
+            initial_corrupt_check,
+            corrupt_check_time,
             enable_lease_checkpoint,
             auto_compaction,
             enable_pprof,

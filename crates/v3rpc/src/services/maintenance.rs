@@ -1,6 +1,6 @@
 //! etcd's Maintenance service, a thin front over `EtcdServer`: Status, Alarm, Snapshot
 //! (streamed from the core's bounded channel), Defragment, Hash, HashKV, MoveLeader.
-//! Downgrade is not supported yet. Defragment, Snapshot, Hash and HashKV are reserved to
+//! Downgrade answers etcd's errors (see `oxcd_etcdserver::downgrade`). Defragment, Snapshot, Hash and HashKV are reserved to
 //! root when auth is enabled, as etcd's `authMaintenanceServer`.
 
 use std::pin::Pin;
@@ -85,8 +85,15 @@ impl Maintenance for MaintenanceService {
 
     async fn downgrade(
         &self,
-        _: Request<DowngradeRequest>,
+        req: Request<DowngradeRequest>,
     ) -> Result<Response<DowngradeResponse>, Status> {
-        Err(EtcdError::Unimplemented("Maintenance.Downgrade").into())
+        // etcd 3.6 reserves Downgrade to root.
+        require_admin(&self.0, &req).await?;
+        let r = req.into_inner();
+        let version = oxcd_etcdserver::downgrade(r.action(), &r.version)?;
+        Ok(Response::new(DowngradeResponse {
+            header: Some(self.0.header(self.0.published_revision())),
+            version,
+        }))
     }
 }

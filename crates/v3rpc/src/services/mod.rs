@@ -81,6 +81,7 @@ pub fn routes(server: Arc<EtcdServer>) -> Routes {
     Routes::from(
         b.routes()
             .into_axum_router()
+            .layer(crate::require_leader::RequireLeaderLayer(server))
             .layer(crate::metrics::GrpcMetricsLayer),
     )
 }

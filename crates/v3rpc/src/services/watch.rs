@@ -26,6 +26,7 @@ use oxcd_api::etcdserverpb::watch_request::RequestUnion;
 use oxcd_api::etcdserverpb::watch_server::Watch;
 use oxcd_api::etcdserverpb::{WatchRequest, WatchResponse};
 use oxcd_api::mvccpb::Event;
+use oxcd_api::EtcdError;
 use oxcd_mvcc::watch::WatchStream;
 use prost::Message;
 use tokio::task::AbortHandle;
@@ -80,6 +81,13 @@ impl Watch for WatchService {
     ) -> Result<Response<Self::WatchStream>, Status> {
         let stream = Arc::new(self.server.watchable().open_stream());
         let creds = super::identity::Credentials::of(&req);
+        let require_leader = req
+            .metadata()
+            .get(crate::require_leader::METADATA_KEY)
+            .is_some_and(|v| v.as_bytes() == b"true");
+        let no_leader: Option<NoLeader> = require_leader.then(|| {
+            Box::pin(crate::require_leader::leader_lost(self.server.clone())) as NoLeader
+        });
         let recv = tokio::spawn(recv_loop(
             req.into_inner(),
             Arc::clone(&stream),
@@ -91,11 +99,28 @@ impl Watch for WatchService {
             stream,
             recv: recv.abort_handle(),
             pending: VecDeque::new(),
+            no_leader,
+            ended: false,
         };
         let responses = futures::stream::unfold(out, |mut out| async move {
+            if out.ended {
+                return None;
+            }
             if out.pending.is_empty() {
-                let r = out.stream.recv().await?;
-                out.convert(r);
+                let next = match out.no_leader.as_mut() {
+                    None => Some(out.stream.recv().await),
+                    Some(lost) => tokio::select! {
+                        r = out.stream.recv() => Some(r),
+                        () = lost => None,
+                    },
+                };
+                let Some(r) = next else {
+                    // etcd cancels a require-leader stream after three election timeouts
+                    // without a leader.
+                    out.ended = true;
+                    return Some((Err(Status::from(EtcdError::NoLeader)), out));
+                };
+                out.convert(r?);
             }
             let r = out.pending.pop_front()?;
             Some((Ok(r), out))
@@ -152,11 +177,17 @@ async fn recv_loop(
 }
 
 /// The response side of one stream.
+/// Resolves when a require-leader stream must end (see `require_leader::leader_lost`).
+type NoLeader = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
 struct Outbound {
     server: Arc<EtcdServer>,
     stream: Arc<WatchStream>,
     recv: AbortHandle,
     pending: VecDeque<WatchResponse>,
+    no_leader: Option<NoLeader>,
+    /// The stream ended with an error; the next poll ends it.
+    ended: bool,
 }
 
 impl Drop for Outbound {
