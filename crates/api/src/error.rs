@@ -137,10 +137,23 @@ impl EtcdError {
     pub fn code(&self) -> Code {
         use EtcdError::*;
         match self {
-            EmptyKey | KeyNotFound | ValueProvided | LeaseProvided | TtlZero | TooManyOps
-            | DuplicateKey | MemberBadUrls | RequestTooLarge | UserEmpty | RoleEmpty
-            | AuthFailed | InvalidAuthMgmt | AuthOldRevision | PermissionNotGiven
-            | WrongDowngradeVersionFormat | InvalidArgument(_) => Code::InvalidArgument,
+            EmptyKey
+            | KeyNotFound
+            | ValueProvided
+            | LeaseProvided
+            | TtlZero
+            | TooManyOps
+            | DuplicateKey
+            | MemberBadUrls
+            | RequestTooLarge
+            | UserEmpty
+            | RoleEmpty
+            | AuthFailed
+            | InvalidAuthMgmt
+            | AuthOldRevision
+            | PermissionNotGiven
+            | WrongDowngradeVersionFormat
+            | InvalidArgument(_) => Code::InvalidArgument,
             NoPasswordUser => Code::Unknown,
             Compacted | FutureRev | LeaseTtlTooLarge => Code::OutOfRange,
             NoSpace | TooManyRequests => Code::ResourceExhausted,

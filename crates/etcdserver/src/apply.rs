@@ -313,7 +313,9 @@ impl Applier {
 /// store a put's value with a byte appended, unlike the other members, so the corruption
 /// checks have a divergence to find.
 #[cfg(feature = "failpoints")]
-fn corrupt_for_test(mut r: oxcd_api::etcdserverpb::PutRequest) -> oxcd_api::etcdserverpb::PutRequest {
+fn corrupt_for_test(
+    mut r: oxcd_api::etcdserverpb::PutRequest,
+) -> oxcd_api::etcdserverpb::PutRequest {
     if fail::eval("applyCorruptPut", |_| ()).is_some() {
         r.value.push(b'!');
     }

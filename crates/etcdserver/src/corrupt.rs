@@ -24,14 +24,23 @@ use crate::server::EtcdServer;
 #[derive(Debug)]
 pub(crate) enum PeerHash {
     Same,
-    Differs { peer: u64, theirs: u32, ours: u32 },
+    Differs {
+        peer: u64,
+        theirs: u32,
+        ours: u32,
+    },
     /// Not comparable (behind, compacted differently, unreachable): why.
-    Skipped { peer: u64, why: String },
+    Skipped {
+        peer: u64,
+        why: String,
+    },
 }
 
 impl EtcdServer {
     /// Every other member's verdict on this member's HashKV at its current revision.
-    pub(crate) async fn compare_with_peers(self: &Arc<Self>) -> Result<(HashKvResponse, Vec<PeerHash>), EtcdError> {
+    pub(crate) async fn compare_with_peers(
+        self: &Arc<Self>,
+    ) -> Result<(HashKvResponse, Vec<PeerHash>), EtcdError> {
         let local = self.hash_kv(0).await?;
         let rev = local.hash_revision;
         let peers: Vec<(u64, Vec<String>)> = self

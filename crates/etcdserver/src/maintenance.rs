@@ -129,7 +129,9 @@ pub fn downgrade(
     }
     // etcd's convertToClusterVersion: "major.minor" or "major.minor.patch".
     let parts: Vec<&str> = version.split('.').collect();
-    let numeric = parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    let numeric = parts
+        .iter()
+        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
     if !(2..=3).contains(&parts.len()) || !numeric {
         return Err(EtcdError::WrongDowngradeVersionFormat);
     }
@@ -145,10 +147,20 @@ mod downgrade_tests {
     #[test]
     fn every_target_is_refused_with_etcds_errors() {
         for a in [DowngradeAction::Validate, DowngradeAction::Enable] {
-            assert_eq!(downgrade(a, "3.4"), Err(EtcdError::InvalidDowngradeTargetVersion));
-            assert_eq!(downgrade(a, "3.4.0"), Err(EtcdError::InvalidDowngradeTargetVersion));
+            assert_eq!(
+                downgrade(a, "3.4"),
+                Err(EtcdError::InvalidDowngradeTargetVersion)
+            );
+            assert_eq!(
+                downgrade(a, "3.4.0"),
+                Err(EtcdError::InvalidDowngradeTargetVersion)
+            );
             for bad in ["", "3", "3.x", "v3.4", "3.4.0.1"] {
-                assert_eq!(downgrade(a, bad), Err(EtcdError::WrongDowngradeVersionFormat), "{bad}");
+                assert_eq!(
+                    downgrade(a, bad),
+                    Err(EtcdError::WrongDowngradeVersionFormat),
+                    "{bad}"
+                );
             }
         }
         assert_eq!(

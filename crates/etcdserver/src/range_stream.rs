@@ -51,8 +51,8 @@ impl EtcdServer {
         req: RangeRequest,
     ) -> Result<mpsc::Receiver<Result<RangeResponse, EtcdError>>, EtcdError> {
         oxcd_mvcc::validate::check_range_request(&req)?;
-        let sorted = req.sort_order != SortOrder::None as i32
-            || req.sort_target != SortTarget::Key as i32;
+        let sorted =
+            req.sort_order != SortOrder::None as i32 || req.sort_target != SortTarget::Key as i32;
         let filtered = req.min_mod_revision != 0
             || req.max_mod_revision != 0
             || req.min_create_revision != 0
@@ -81,10 +81,7 @@ impl EtcdServer {
             if req.count_only {
                 first_req.limit = 0;
             }
-            (
-                oxcd_mvcc::kv_apply::range(&view, &first_req)?,
-                header_rev,
-            )
+            (oxcd_mvcc::kv_apply::range(&view, &first_req)?, header_rev)
         };
         let pinned = if req.revision > 0 {
             req.revision
@@ -154,7 +151,11 @@ impl EtcdServer {
 impl Cursor {
     /// Turns the kvs just read into the next chunk (the last one gets header, more and
     /// count) and sizes the chunk after it.
-    fn take(&mut self, kvs: Vec<oxcd_api::mvccpb::KeyValue>, max_request_bytes: usize) -> RangeResponse {
+    fn take(
+        &mut self,
+        kvs: Vec<oxcd_api::mvccpb::KeyValue>,
+        max_request_bytes: usize,
+    ) -> RangeResponse {
         let kvs: Vec<_> = kvs
             .into_iter()
             .take((self.to_send - self.sent).max(0) as usize)

@@ -133,7 +133,12 @@ pub(super) struct Flags {
           default_missing_value = "true", default_value = "false")]
     pub(super) experimental_initial_corrupt_check: String,
     /// Duration of time between cluster corruption check passes (0: off).
-    #[arg(long, value_name = "DURATION", default_value = "0s", alias = "corrupt-check-time")]
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "0s",
+        alias = "corrupt-check-time"
+    )]
     pub(super) experimental_corrupt_check_time: String,
     /// Enable leader to send regular checkpoints to other members to prevent reset of remaining TTL on leader change.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,

@@ -490,7 +490,11 @@ fn unsupported_flags_rejected_only_when_enabled() {
 
 #[test]
 fn ignored_flags_warn() {
-    let cfg = ok(&["--max-wals", "5", "-experimental-compact-hash-check-enabled"]);
+    let cfg = ok(&[
+        "--max-wals",
+        "5",
+        "-experimental-compact-hash-check-enabled",
+    ]);
     assert_eq!(cfg.warnings.len(), 2, "{:?}", cfg.warnings);
     assert!(cfg.warnings[0].contains("--max-wals"));
     assert!(

@@ -28,9 +28,9 @@ fn prefix_req(p: &str) -> RangeRequest {
     }
 }
 
-/// `n` keys `{p}00000`.. in txns of 100 puts.
+/// `n` keys `{p}00000`.. in txns of 50 puts (under the small `--max-request-bytes`).
 async fn fill(kv: &mut KvClient<Channel>, p: &str, n: usize, value_len: usize) {
-    for batch in (0..n).collect::<Vec<_>>().chunks(100) {
+    for batch in (0..n).collect::<Vec<_>>().chunks(50) {
         let success = batch
             .iter()
             .map(|i| RequestOp {
@@ -50,7 +50,10 @@ async fn fill(kv: &mut KvClient<Channel>, p: &str, n: usize, value_len: usize) {
     }
 }
 
-async fn collect(kv: &mut KvClient<Channel>, req: RangeRequest) -> Result<Vec<RangeResponse>, tonic::Status> {
+async fn collect(
+    kv: &mut KvClient<Channel>,
+    req: RangeRequest,
+) -> Result<Vec<RangeResponse>, tonic::Status> {
     let mut s = kv.range_stream(req).await?.into_inner();
     let mut out = Vec::new();
     while let Some(m) = s.message().await? {
@@ -80,7 +83,11 @@ async fn chunks_merge_to_the_unary_range_at_the_pinned_revision() {
     assert!(sizes[4..].iter().all(|n| *n <= 80), "{sizes:?}");
     let (last, rest) = chunks.split_last().unwrap();
     for c in rest {
-        assert!(c.header.is_none() && !c.more && c.count == 0, "{:?}", (c.header, c.more, c.count));
+        assert!(
+            c.header.is_none() && !c.more && c.count == 0,
+            "{:?}",
+            (c.header, c.more, c.count)
+        );
     }
     let header = last.header.expect("the last chunk has the header");
     assert_eq!((last.count, last.more), (300, false));
@@ -94,11 +101,24 @@ async fn chunks_merge_to_the_unary_range_at_the_pinned_revision() {
         .unwrap()
         .into_inner();
     let merged: Vec<_> = chunks.iter().flat_map(|c| c.kvs.clone()).collect();
-    assert_eq!(merged, unary.kvs, "merged chunks differ from the unary Range");
+    assert_eq!(
+        merged, unary.kvs,
+        "merged chunks differ from the unary Range"
+    );
 
     // Pinned: keys written after the first chunk are not in the stream.
-    let mut stream = kv.range_stream(prefix_req("rs/")).await.unwrap().into_inner();
-    let first = stream.message().await.unwrap().unwrap().range_response.unwrap();
+    let mut stream = kv
+        .range_stream(prefix_req("rs/"))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = stream
+        .message()
+        .await
+        .unwrap()
+        .unwrap()
+        .range_response
+        .unwrap();
     assert_eq!(first.kvs.len(), 10);
     let mut writer = KvClient::new(ch.clone());
     for k in ["rs/zz-late", "rs/00000-late"] {
@@ -119,10 +139,18 @@ async fn chunks_merge_to_the_unary_range_at_the_pinned_revision() {
         last = Some(c);
     }
     let last = last.unwrap();
-    assert_eq!(all.len(), 300, "a key written during the stream was streamed");
+    assert_eq!(
+        all.len(),
+        300,
+        "a key written during the stream was streamed"
+    );
     assert!(all.iter().all(|kv| kv.value != b"late"));
     assert_eq!(last.count, 300);
-    assert_eq!(last.header.unwrap().revision, header.revision, "not pinned at the first chunk");
+    assert_eq!(
+        last.header.unwrap().revision,
+        header.revision,
+        "not pinned at the first chunk"
+    );
 
     // limit, count_only, keys_only.
     let limited = collect(
@@ -203,8 +231,18 @@ async fn a_compaction_overtaking_the_stream_ends_it_with_compacted() {
     let ch = channel(&s).await;
     let mut kv = KvClient::new(ch.clone());
     fill(&mut kv, "c/", 2000, 1000).await;
-    let mut stream = kv.range_stream(prefix_req("c/")).await.unwrap().into_inner();
-    let first = stream.message().await.unwrap().unwrap().range_response.unwrap();
+    let mut stream = kv
+        .range_stream(prefix_req("c/"))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = stream
+        .message()
+        .await
+        .unwrap()
+        .unwrap()
+        .range_response
+        .unwrap();
     assert_eq!(first.kvs.len(), 10);
     let mut w = KvClient::new(ch.clone());
     let rev = w
@@ -235,5 +273,8 @@ async fn a_compaction_overtaking_the_stream_ends_it_with_compacted() {
     };
     assert!(streamed < 2000, "every key streamed despite the compaction");
     assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
-    assert_eq!(err.message(), "etcdserver: mvcc: required revision has been compacted");
+    assert_eq!(
+        err.message(),
+        "etcdserver: mvcc: required revision has been compacted"
+    );
 }

@@ -326,16 +326,28 @@ fn restore_into_a_new_three_member_cluster_from_a_snapshot_taken_under_load() {
             keys.len(),
             before.len()
         );
-        assert!(keys.iter().zip(&before).all(|(a, b)| *a == b.as_str()), "{}", m.name);
-        let v: Value = serde_json::from_str(
-            etcdctl_at(&eps, &["get", "w/000000", "-w", "json"], None).ok(),
-        )
-        .unwrap();
+        assert!(
+            keys.iter().zip(&before).all(|(a, b)| *a == b.as_str()),
+            "{}",
+            m.name
+        );
+        let v: Value =
+            serde_json::from_str(etcdctl_at(&eps, &["get", "w/000000", "-w", "json"], None).ok())
+                .unwrap();
         assert!(v["header"]["revision"].as_i64().unwrap() >= snap_rev + 1_000_000_000);
     }
     let members: Value = serde_json::from_str(
-        etcdctl_at(&[c.members[0].client_url()], &["member", "list", "-w", "json"], None).ok(),
+        etcdctl_at(
+            &[c.members[0].client_url()],
+            &["member", "list", "-w", "json"],
+            None,
+        )
+        .ok(),
     )
     .unwrap();
-    assert_eq!(members["members"].as_array().map(Vec::len), Some(3), "{members}");
+    assert_eq!(
+        members["members"].as_array().map(Vec::len),
+        Some(3),
+        "{members}"
+    );
 }

@@ -13,7 +13,6 @@ use oxcd_api::etcdserverpb::{
     DowngradeResponse, HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest,
     MoveLeaderResponse, SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
 };
-use oxcd_api::EtcdError;
 use tonic::{Request, Response, Status};
 
 use super::identity::require_admin;

@@ -85,9 +85,8 @@ impl Watch for WatchService {
             .metadata()
             .get(crate::require_leader::METADATA_KEY)
             .is_some_and(|v| v.as_bytes() == b"true");
-        let no_leader: Option<NoLeader> = require_leader.then(|| {
-            Box::pin(crate::require_leader::leader_lost(self.server.clone())) as NoLeader
-        });
+        let no_leader: Option<NoLeader> = require_leader
+            .then(|| Box::pin(crate::require_leader::leader_lost(self.server.clone())) as NoLeader);
         let recv = tokio::spawn(recv_loop(
             req.into_inner(),
             Arc::clone(&stream),
