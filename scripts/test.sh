@@ -70,7 +70,7 @@ install_etcd() {
 
 venv_ok() {
   [ -x "$VENV/bin/python" ] && "$VENV/bin/python" - <<'PY' 2>/dev/null
-import etcd3, pytest, tenacity, google.protobuf as pb
+import etcd3, etcd3gw, pytest, tenacity, google.protobuf as pb
 assert pb.__version__ == "3.20.3", pb.__version__
 PY
 }
@@ -85,7 +85,7 @@ install_venv() {
     /usr/bin/python3 -m venv "$VENV" || return 1
   fi
   "$VENV/bin/pip" install -q --disable-pip-version-check \
-    "etcd3==0.12.0" "protobuf==3.20.3" "tenacity==6.3.1" pytest || return 1
+    "etcd3==0.12.0" "protobuf==3.20.3" "tenacity==6.3.1" "etcd3gw==2.7.0" pytest || return 1
   venv_ok
 }
 

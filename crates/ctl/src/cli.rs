@@ -353,9 +353,9 @@ pub enum AlarmCmd {
 pub enum SnapshotCmd {
     /// Stores an etcd node backend snapshot to a given file
     Save { filename: String },
-    /// Gets backend snapshot status of a given file (not supported by oxcdctl)
+    /// Gets backend snapshot status of a given file (offline: use oxcdutl)
     Status { filename: String },
-    /// Restores an etcd member snapshot to an etcd directory (not supported by oxcdctl)
+    /// Restores an etcd member snapshot to an etcd directory (offline: use oxcdutl)
     Restore { filename: String },
 }
 

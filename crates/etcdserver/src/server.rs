@@ -110,6 +110,11 @@ impl EtcdServer {
         self.status.leader() != 0
     }
 
+    /// A receiver that sees every leader change (the leader's id; 0: none).
+    pub fn subscribe_leader(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.status.subscribe_leader()
+    }
+
     /// The store's current revision (applied, possibly not yet published).
     pub fn current_revision(&self) -> i64 {
         self.store.current_revision()

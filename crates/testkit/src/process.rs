@@ -26,6 +26,14 @@ pub const SIGSTOP: i32 = 19;
 pub const SIGCONT: i32 = 18;
 const PR_SET_PDEATHSIG: i32 = 1;
 
+/// Sends `sig` to `pid` (a process this test started: callers own that rule).
+pub fn signal_pid(pid: u32, sig: i32) {
+    // SAFETY: plain syscall; the caller passes the PID of its own child.
+    unsafe {
+        kill(pid as i32, sig);
+    }
+}
+
 /// A (possibly not running) process slot with its log file.
 pub struct Proc {
     child: Option<Child>,

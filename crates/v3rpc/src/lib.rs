@@ -6,6 +6,7 @@
 //! `tonic::Status::from(EtcdError)` (the one map in `oxcd_api::error`).
 
 pub mod authority;
+mod health;
 pub mod metrics;
 pub mod require_leader;
 mod services;

@@ -606,7 +606,7 @@ pub async fn snapshot(ctx: &Ctx, cmd: SnapshotCmd) -> CtlResult {
         }
         SnapshotCmd::Status { .. } | SnapshotCmd::Restore { .. } => Err(CtlError::new(
             exit::BAD_FEATURE,
-            "snapshot status/restore read etcd's bbolt files offline; not supported by oxcdctl (use etcdutl or oxcd's own restore)",
+            "snapshot status/restore work offline on the data files: use oxcdutl snapshot status|restore (etcdutl for etcd's bbolt files)",
         )),
     }
 }

@@ -244,7 +244,7 @@ fn health_version_and_metrics() {
     let scrape = || {
         let (code, text) = curl(&[&format!("{}/metrics", s.client_url())], 10);
         assert_eq!(code, 200);
-        metrics(&text)
+        crate::common::prom::scrape_values(&text)
     };
     let before = scrape();
     assert_eq!(
@@ -271,19 +271,3 @@ fn health_version_and_metrics() {
     assert!(after.contains_key("etcd_mvcc_db_total_size_in_bytes"));
 }
 
-/// Prometheus text exposition: unlabelled samples by name (labelled ones are summed).
-fn metrics(text: &str) -> std::collections::HashMap<String, f64> {
-    let mut out = std::collections::HashMap::new();
-    for line in text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-    {
-        let (name_labels, value) = line.rsplit_once(' ').expect("sample line: name value");
-        let name = name_labels.split('{').next().unwrap().to_string();
-        let v: f64 = value
-            .parse()
-            .unwrap_or_else(|_| panic!("bad sample {line}"));
-        *out.entry(name).or_insert(0.0) += v;
-    }
-    out
-}

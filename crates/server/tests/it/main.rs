@@ -23,6 +23,7 @@ mod kv_client;
 mod lease_etcdctl;
 mod lease_grpc;
 mod lease_restart;
+mod lock_election;
 mod maintenance;
 mod range_stream;
 mod require_leader;

@@ -2,7 +2,10 @@
 //! 3-member cluster that loses quorum: requests with the metadata fail at once with
 //! `Unavailable` "etcdserver: no leader", a watch stream opened with it ends with that error
 //! after about three election timeouts, and requests without it are untouched (a
-//! serializable read still answers). Same assertions against etcd 3.4, which has it.
+//! serializable read still answers). Same assertions against etcd 3.4, which has it. The
+//! gRPC health service (`grpc.health.v1`) says SERVING with a leader; without one oxcd says
+//! NOT_SERVING (as its `/health`), etcd 3.4 keeps saying SERVING. `/metrics` (read with a
+//! Prometheus parser) shows `etcd_server_has_leader` 1, then 0.
 
 use std::time::{Duration, Instant};
 
@@ -11,6 +14,9 @@ use oxcd_api::etcdserverpb::watch_client::WatchClient;
 use oxcd_api::etcdserverpb::watch_request::RequestUnion;
 use oxcd_api::etcdserverpb::{RangeRequest, WatchCreateRequest, WatchRequest};
 use tonic::{Code, Request};
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
 
 use crate::cluster_harness::*;
 
@@ -54,9 +60,31 @@ fn requests_and_watches_fail_fast_without_a_leader() {
     });
     let mut kv = KvClient::new(ch.clone());
 
-    // With a leader, require-leader requests and watches work.
+    // With a leader, require-leader requests and watches work, and gRPC health serves.
     rt.block_on(kv.range(require_leader(range(false))))
         .expect("range with a leader");
+    let mut health = HealthClient::new(ch.clone());
+    let health_status = |health: &mut HealthClient<tonic::transport::Channel>| {
+        rt.block_on(health.check(HealthCheckRequest {
+            service: String::new(),
+        }))
+        .expect("grpc.health.v1 Check")
+        .into_inner()
+        .status
+    };
+    assert_eq!(health_status(&mut health), ServingStatus::Serving as i32);
+    let metrics_url = format!("{}/metrics", c.members[f].client_url());
+    let has_leader = || {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "-m", "5", &metrics_url])
+            .output()
+            .expect("curl runs");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        crate::common::prom::scrape_values(&text)
+            .get("etcd_server_has_leader")
+            .copied()
+    };
+    assert_eq!(has_leader(), Some(1.0));
     let (tx, rx) = tokio::sync::mpsc::channel(1);
     let mut watch = rt.block_on(async {
         tx.send(WatchRequest {
@@ -102,6 +130,21 @@ fn requests_and_watches_fail_fast_without_a_leader() {
     assert!(
         took < election,
         "the refusal took {took:?}: it must not wait for a leader"
+    );
+    let expected = if c.kind == Kind::Etcd {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
+    } as i32;
+    let health_now = poll(WAIT, || {
+        let st = health_status(&mut health);
+        (st == expected).then_some(st)
+    });
+    assert_eq!(health_now, Some(expected), "grpc health without a leader");
+    assert_eq!(
+        poll(WAIT, || (has_leader() == Some(0.0)).then_some(())),
+        Some(()),
+        "etcd_server_has_leader did not drop to 0"
     );
     // Without the metadata a serializable read is still served by the member.
     rt.block_on(kv.range(range(true)))

@@ -77,6 +77,9 @@ pub fn routes(server: Arc<EtcdServer>) -> Routes {
         ElectionServer::new(oxcd_v3lock::ElectionService::new(inner))
             .max_decoding_message_size(max_recv),
     );
+    let (reporter, health) = tonic_health::server::health_reporter();
+    b.add_service(health);
+    crate::health::spawn(reporter, server.clone());
     crate::metrics::init();
     Routes::from(
         b.routes()

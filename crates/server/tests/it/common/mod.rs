@@ -9,6 +9,7 @@
 //! environment overrides (`OXCD_ETCD_BIN`, `OXCD_ETCDCTL`, `OXCD_PYTHON`).
 
 pub mod kvreq;
+pub mod prom;
 
 use std::ops::{Deref, DerefMut};
 use std::path::Path;
