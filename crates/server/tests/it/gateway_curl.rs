@@ -270,4 +270,3 @@ fn health_version_and_metrics() {
     );
     assert!(after.contains_key("etcd_mvcc_db_total_size_in_bytes"));
 }
-

@@ -168,18 +168,23 @@ async fn etcd_client_lock_and_election() {
         .unwrap()
         .expect("a leader");
     assert_eq!(first.kv().map(|kv| kv.value()), Some(&b"one"[..]));
-    c.proclaim("two", Some(etcd_client::ProclaimOptions::new().with_leader(leader_key.clone())))
-        .await
-        .unwrap();
+    c.proclaim(
+        "two",
+        Some(etcd_client::ProclaimOptions::new().with_leader(leader_key.clone())),
+    )
+    .await
+    .unwrap();
     let next = tokio::time::timeout(Duration::from_secs(5), obs.message())
         .await
         .expect("observe the proclamation in time")
         .unwrap()
         .expect("a leader");
     assert_eq!(next.kv().map(|kv| kv.value()), Some(&b"two"[..]));
-    c.resign(Some(etcd_client::ResignOptions::new().with_leader(leader_key)))
-        .await
-        .unwrap();
+    c.resign(Some(
+        etcd_client::ResignOptions::new().with_leader(leader_key),
+    ))
+    .await
+    .unwrap();
     let st = c.leader("crate-election").await.unwrap_err();
     assert!(st.to_string().contains("election: no leader"), "{st}");
 }
