@@ -125,6 +125,8 @@ pub fn init(member_id: u64, version: &str) {
     DB_TOTAL_SIZE.set(0.0);
     DB_IN_USE_SIZE.set(0.0);
     LazyLock::force(&PEER_RTT);
+    oxcd_storage::metrics::init();
+    oxcd_mvcc::metrics::init();
 }
 
 #[cfg(test)]

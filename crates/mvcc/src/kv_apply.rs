@@ -45,6 +45,7 @@ fn header(revision: i64) -> Option<ResponseHeader> {
 
 /// etcd's Range over `view`.
 pub fn range<V: ReadView + ?Sized>(view: &V, req: &RangeRequest) -> Result<RangeResponse> {
+    crate::metrics::RANGE_TOTAL.inc();
     let order = SortOrder::try_from(req.sort_order).map_err(|_| Error::InvalidSortOption)?;
     let target = SortTarget::try_from(req.sort_target).map_err(|_| Error::InvalidSortOption)?;
 
@@ -125,6 +126,7 @@ pub fn range<V: ReadView + ?Sized>(view: &V, req: &RangeRequest) -> Result<Range
 
 /// etcd's Put in `txn`.
 pub fn put(txn: &mut WriteTxn<'_>, req: &PutRequest) -> Result<PutResponse> {
+    crate::metrics::PUT_TOTAL.inc();
     let prev = if req.ignore_value || req.ignore_lease || req.prev_kv {
         txn.range(&req.key, b"", RangeOptions::default())?
             .kvs
@@ -157,6 +159,7 @@ pub fn delete_range(
     txn: &mut WriteTxn<'_>,
     req: &DeleteRangeRequest,
 ) -> Result<DeleteRangeResponse> {
+    crate::metrics::DELETE_TOTAL.inc();
     let prev_kvs = if req.prev_kv {
         txn.range(&req.key, &req.range_end, RangeOptions::default())?
             .kvs
@@ -182,6 +185,7 @@ pub fn is_txn_readonly(req: &TxnRequest) -> bool {
 
 /// A txn with writes, in `txn` (the write txn of its raft entry).
 pub fn txn(txn: &mut WriteTxn<'_>, req: &TxnRequest) -> Result<TxnResponse> {
+    crate::metrics::TXN_TOTAL.inc();
     let mut exec = Writer(txn);
     run_txn(&mut exec, req, !is_txn_readonly(req))
 }
@@ -189,6 +193,7 @@ pub fn txn(txn: &mut WriteTxn<'_>, req: &TxnRequest) -> Result<TxnResponse> {
 /// A read-only txn ([`is_txn_readonly`]) on one snapshot of `store`.
 /// [`Error::WriteInReadTxn`] if the txn writes.
 pub fn txn_read(store: &Store, req: &TxnRequest) -> Result<TxnResponse> {
+    crate::metrics::TXN_TOTAL.inc();
     if !is_txn_readonly(req) {
         return Err(Error::WriteInReadTxn);
     }

@@ -23,6 +23,7 @@ pub mod hash;
 pub mod index;
 pub mod key_index;
 pub mod kv_apply;
+pub mod metrics;
 pub mod read;
 pub mod revision;
 pub mod store;

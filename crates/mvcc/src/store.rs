@@ -189,6 +189,7 @@ impl Store {
     /// With a watchable store attached, it then hands it the batch's events.
     pub fn publish(&self) {
         let rev = self.current_revision();
+        crate::metrics::KEYS_TOTAL.set(self.index.read().tree.len() as f64);
         self.published_rev.store(rev, Ordering::Release);
         if let Some(sink) = self.watch_sink.get().and_then(Weak::upgrade) {
             let events = std::mem::take(&mut *self.pending_events.lock());

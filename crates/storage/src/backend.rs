@@ -255,7 +255,9 @@ impl Backend {
         }
         let ci = tx.consistent_index;
         fail::fail_point!("beforeCommit");
+        let started = Instant::now();
         tx.tx.commit()?;
+        crate::metrics::BACKEND_COMMIT_SECONDS.observe(started.elapsed().as_secs_f64());
         fail::fail_point!("afterCommit");
         let deleted = tx.deleted_keys.take().map(Mutex::into_inner);
         if let Some(deleted) = deleted.filter(|d| !d.is_empty()) {

@@ -19,6 +19,7 @@ pub mod crash_journal;
 pub mod defrag;
 pub mod error;
 pub mod hash;
+pub mod metrics;
 pub mod quota;
 pub mod raft_log;
 pub mod schema;

@@ -222,7 +222,9 @@ impl Wal {
             // Test-only mutation (scripts/fsync_mutation.sh): no sync, so nothing journalled.
             return Ok(());
         }
+        let started = std::time::Instant::now();
         self.file.sync_data()?;
+        crate::metrics::WAL_FSYNC_SECONDS.observe(started.elapsed().as_secs_f64());
         #[cfg(feature = "crash-journal")]
         self.journal
             .record(&segment_path(&self.dir, self.seq), synced_len)?;

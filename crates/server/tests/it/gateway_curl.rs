@@ -269,4 +269,21 @@ fn health_version_and_metrics() {
         "{before:?} -> {after:?}"
     );
     assert!(after.contains_key("etcd_mvcc_db_total_size_in_bytes"));
+    // Per-op counters and the disk latency histograms move with the writes.
+    let get = |m: &std::collections::HashMap<String, f64>, k: &str| {
+        *m.get(k).unwrap_or_else(|| panic!("{k} missing: {m:?}"))
+    };
+    for (metric, at_least) in [
+        ("etcd_mvcc_put_total", 5.0),
+        ("etcd_disk_wal_fsync_duration_seconds_count", 5.0),
+        ("etcd_disk_backend_commit_duration_seconds_count", 1.0),
+    ] {
+        assert!(
+            get(&after, metric) >= get(&before, metric) + at_least,
+            "{metric}: {} -> {}",
+            get(&before, metric),
+            get(&after, metric)
+        );
+    }
+    assert!(get(&after, "etcd_debugging_mvcc_keys_total") >= 5.0);
 }

@@ -7,6 +7,7 @@ mod crash_support;
 mod watch_support;
 
 mod auth;
+mod auth_enable_load;
 mod auth_model;
 mod cluster_clients;
 mod cluster_failover;
