@@ -173,7 +173,7 @@ fn enabling_auth_under_load_loses_no_write() {
             .filter(|(_, o)| *o == Put::Unknown)
             .map(|(k, _)| k)
             .collect();
-        keys.retain(|k| !unknown.iter().any(|u| *u == k));
+        keys.retain(|k| !unknown.contains(&k));
         want.sort();
         assert_eq!(
             keys, want,
