@@ -214,7 +214,8 @@ impl Ctx {
     }
 }
 
-async fn connect(cli: &Cli, deadline: Instant) -> Result<Vec<Client>, String> {
+/// The connection options the flags ask for (`--user`, `--cacert`).
+fn connect_options(cli: &Cli) -> Result<ConnectOptions, String> {
     let mut opts = ConnectOptions::default();
     if let Some(u) = &cli.user {
         let (name, password) = u
@@ -228,6 +229,11 @@ async fn connect(cli: &Cli, deadline: Instant) -> Result<Vec<Client>, String> {
             ..Default::default()
         });
     }
+    Ok(opts)
+}
+
+async fn connect(cli: &Cli, deadline: Instant) -> Result<Vec<Client>, String> {
+    let opts = connect_options(cli)?;
     let mut conns = Vec::with_capacity(cli.conns.max(1));
     for _ in 0..cli.conns.max(1) {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -241,11 +247,16 @@ async fn connect(cli: &Cli, deadline: Instant) -> Result<Vec<Client>, String> {
 }
 
 /// Check that every endpoint serves `Status` and reports a leader, before `deadline`.
-async fn health(endpoints: &[String], deadline: Instant) -> Result<(), String> {
+async fn health(cli: &Cli, deadline: Instant) -> Result<(), String> {
     let left = deadline.saturating_duration_since(Instant::now());
+    let mut opts = connect_options(cli)?;
+    // Status needs no identity; auth may not be set up yet.
+    opts.user = None;
     let check = async {
-        for ep in endpoints {
-            let c = Client::connect([ep]).await.map_err(|e| e.to_string())?;
+        for ep in &cli.endpoints {
+            let c = Client::connect_with([ep], &opts)
+                .await
+                .map_err(|e| e.to_string())?;
             let st = c.status().await.map_err(|e| format!("{ep}: {e}"))?;
             if st.leader == 0 {
                 return Err(format!("{ep}: no leader yet"));
@@ -263,7 +274,7 @@ async fn run(cli: Cli) -> Result<Option<Report>, String> {
     match &cli.cmd {
         Cmd::FsyncProbe(a) => return fsync::probe(a).map(Some).map_err(|e| e.to_string()),
         Cmd::Table(a) => return table::print(a).map(|()| None),
-        Cmd::Health => return health(&cli.endpoints, deadline).await.map(|()| None),
+        Cmd::Health => return health(&cli, deadline).await.map(|()| None),
         _ => {}
     }
     let ctx = Ctx {

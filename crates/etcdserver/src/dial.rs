@@ -27,7 +27,10 @@ pub(crate) async fn connect(
         .connect_timeout(connect_timeout);
     let ep = configure(ep);
     if !https {
-        return ep.connect().await.map_err(|e| format!("{url}: {e}"));
+        return ep
+            .connect()
+            .await
+            .map_err(|e| format!("{url}: {}", chain(&e)));
     }
     let Some(tls) = tls else {
         return Err(format!("{url}: https URL but no TLS configured"));
@@ -35,5 +38,17 @@ pub(crate) async fn connect(
     // The connector does TCP and the handshake; tonic sees an `http://` URI.
     ep.connect_with_connector(tls.clone().with_connect_timeout(connect_timeout))
         .await
-        .map_err(|e| format!("{url}: {e}"))
+        .map_err(|e| format!("{url}: {}", chain(&e)))
+}
+
+/// An error with its sources (tonic's transport error alone says only "transport error").
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
 }

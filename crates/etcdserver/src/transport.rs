@@ -236,6 +236,7 @@ impl Transport {
             }
             drop(frame_tx);
             if let Ok(Err(e)) = call.await {
+                let e = crate::dial::chain(&e);
                 tracing::debug!(peer = format!("{id:x}"), error = %e, "peer stream ended");
             }
             self.active_since.lock().remove(&id);

@@ -18,6 +18,7 @@ mod clients;
 mod error;
 mod gateway;
 mod health;
+mod limit;
 mod metrics;
 mod rewind;
 mod serve;
@@ -43,6 +44,8 @@ pub struct HttpConfig {
     pub max_request_bytes: usize,
     /// How long `/health`, `/livez` and `/readyz` wait for each check.
     pub health_timeout: Duration,
+    /// `--max-concurrent-streams`: gateway calls at once (`None`: no limit; see `limit`).
+    pub max_concurrent_streams: Option<u32>,
 }
 
 impl Default for HttpConfig {
@@ -53,6 +56,7 @@ impl Default for HttpConfig {
             // etcd's default --max-request-bytes (1.5 MiB) grown by base64 (4/3) plus slack.
             max_request_bytes: 4 * 1024 * 1024,
             health_timeout: Duration::from_secs(2),
+            max_concurrent_streams: None,
         }
     }
 }
@@ -62,7 +66,12 @@ impl Default for HttpConfig {
 pub fn router(grpc: Routes, cfg: HttpConfig) -> Router {
     let clients = clients::Clients::new(grpc);
     Router::new()
-        .merge(gateway::routes(clients.clone(), &cfg))
+        .merge(
+            gateway::routes(clients.clone(), &cfg).layer(axum::middleware::from_fn_with_state(
+                limit::Slots::new(cfg.max_concurrent_streams),
+                limit::limit,
+            )),
+        )
         .merge(health::routes(clients, &cfg))
         .merge(metrics::routes())
         .fallback(error::not_found)

@@ -163,6 +163,7 @@ async fn run(cfg: config::Config) -> Result<()> {
         });
     }
     oxcd_v3rpc::set_progress_report_interval(cfg.watch_progress_notify_interval);
+    oxcd_v3rpc::metrics::set_extensive(cfg.metrics == config::Metrics::Extensive);
     // Peers first: a leader can only be elected once members hear each other.
     // etcd serves clients once its member attributes are published: that entry is applied
     // after everything committed before the restart, so no read goes back in time. Without a
@@ -193,6 +194,7 @@ async fn run(cfg: config::Config) -> Result<()> {
         // The gateway's body carries the request as JSON with base64 bytes.
         max_request_bytes: cfg.max_request_bytes * 4 / 3 + 64 * 1024,
         health_timeout: Duration::from_secs(2),
+        max_concurrent_streams: Some(cfg.max_concurrent_streams),
     };
     let serve_cfg = oxcd_http::ServeConfig {
         max_concurrent_streams: Some(cfg.max_concurrent_streams),

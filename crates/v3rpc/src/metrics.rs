@@ -1,7 +1,8 @@
 //! gRPC server metrics with go-grpc-prometheus's names, as etcd exports them:
 //! `grpc_server_started_total`, `grpc_server_handled_total` (by `grpc_code`),
 //! `grpc_server_msg_received_total`-class counters are not kept; plus etcd's
-//! `etcd_network_client_grpc_received_bytes_total` / `sent_bytes_total`.
+//! `etcd_network_client_grpc_received_bytes_total` / `sent_bytes_total`; with
+//! `--metrics=extensive`, `grpc_server_handling_seconds` (start to end of each call).
 //!
 //! A tower layer around the client routes: it counts a call when it starts and, when its
 //! response ends, with the `grpc-status` found in the trailers (or in the headers of a
@@ -9,12 +10,17 @@
 //! exactly once, whatever its outcome.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::LazyLock;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use prometheus::{register_counter, register_counter_vec, Counter, CounterVec};
+use prometheus::{
+    register_counter, register_counter_vec, register_histogram_vec, Counter, CounterVec,
+    HistogramVec,
+};
 
 static STARTED: LazyLock<CounterVec> = LazyLock::new(|| {
     register_counter_vec!(
@@ -46,6 +52,25 @@ static RECEIVED_BYTES: LazyLock<Counter> = LazyLock::new(|| {
     )
     .expect("registering etcd_network_client_grpc_received_bytes_total")
 });
+
+static EXTENSIVE: AtomicBool = AtomicBool::new(false);
+static HANDLING: LazyLock<HistogramVec> = LazyLock::new(|| {
+    register_histogram_vec!(
+        "grpc_server_handling_seconds",
+        "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.",
+        &["grpc_type", "grpc_service", "grpc_method"],
+        prometheus::DEFAULT_BUCKETS.to_vec()
+    )
+    .expect("registering grpc_server_handling_seconds")
+});
+
+/// `--metrics=extensive`: also export `grpc_server_handling_seconds`.
+pub fn set_extensive(on: bool) {
+    EXTENSIVE.store(on, Ordering::Release);
+    if on {
+        LazyLock::force(&HANDLING);
+    }
+}
 
 /// gRPC's code names, as go-grpc-prometheus labels them.
 fn code_name(code: &str) -> &'static str {
@@ -112,6 +137,7 @@ struct Call {
     kind: &'static str,
     service: String,
     method: String,
+    started: Instant,
 }
 
 impl Call {
@@ -119,6 +145,11 @@ impl Call {
         HANDLED
             .with_label_values(&[self.kind, &self.service, &self.method, code_name(code)])
             .inc();
+        if EXTENSIVE.load(Ordering::Acquire) {
+            HANDLING
+                .with_label_values(&[self.kind, &self.service, &self.method])
+                .observe(self.started.elapsed().as_secs_f64());
+        }
     }
 }
 
@@ -146,6 +177,7 @@ where
             kind: grpc_type(&service, &method),
             service,
             method,
+            started: Instant::now(),
         };
         STARTED
             .with_label_values(&[call.kind, &call.service, &call.method])

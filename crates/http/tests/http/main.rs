@@ -46,6 +46,7 @@ impl Server {
             cluster_version: "3.5.0".into(),
             max_request_bytes: 1024 * 1024,
             health_timeout: Duration::from_secs(1),
+            max_concurrent_streams: None,
         };
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();

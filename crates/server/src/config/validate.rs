@@ -344,7 +344,6 @@ impl Builder<'_> {
         self.warn_not_implemented(&NotImplemented {
             wal_dir: wal_dir.is_some(),
             enable_pprof,
-            extensive_metrics: metrics == Metrics::Extensive,
         });
 
         let tls = self.parse_tls()?;
@@ -440,12 +439,6 @@ impl Builder<'_> {
         if n.enable_pprof {
             ignored("--enable-pprof", "oxcd serves no /debug/pprof endpoint");
         }
-        if n.extensive_metrics {
-            ignored(
-                "--metrics=extensive",
-                "no gRPC server handling-time histograms are exported",
-            );
-        }
     }
 
     /// etcd's `parseCompactionRetention`: an integer is hours (periodic) or
@@ -490,7 +483,6 @@ impl Builder<'_> {
 struct NotImplemented {
     wal_dir: bool,
     enable_pprof: bool,
-    extensive_metrics: bool,
 }
 
 /// etcd's `checkBindURLs`: a listen URL's host must be an IP or `localhost`.

@@ -287,3 +287,20 @@ fn health_version_and_metrics() {
     }
     assert!(get(&after, "etcd_debugging_mvcc_keys_total") >= 5.0);
 }
+
+/// `--metrics extensive` adds gRPC handling-time histograms (go-grpc-prometheus's
+/// `grpc_server_handling_seconds`), as etcd's.
+#[test]
+fn extensive_metrics_export_grpc_handling_histograms() {
+    let s = TestServer::start_with(&["--metrics", "extensive"]);
+    s.etcdctl(&["put", "k", "v"]).ok();
+    s.etcdctl(&["get", "k"]).ok();
+    let (code, text) = curl(&[&format!("{}/metrics", s.client_url())], 10);
+    assert_eq!(code, 200);
+    let m = crate::common::prom::scrape_values(&text);
+    let n = m
+        .get("grpc_server_handling_seconds_count")
+        .copied()
+        .unwrap_or(0.0);
+    assert!(n >= 2.0, "grpc_server_handling_seconds_count = {n}");
+}
