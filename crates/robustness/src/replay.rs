@@ -495,11 +495,19 @@ fn realtime_checks(ops: &[Op], claims: &BTreeMap<i64, usize>, rep: &mut ReplayRe
 
 /// No acknowledged write lost: in each member's final serializable dump (key -> kv), every
 /// acknowledged put must still be there or have been superseded by a later revision, or
-/// the key deleted by a later known delete or by an operation of unknown outcome.
+/// the key deleted by a later known delete or by an operation of unknown outcome, or (when
+/// any lease was revoked) the key attached to a lease by this put or a later one.
 pub fn lost_writes(ops: &[Op], member: usize, dump: &BTreeMap<String, Kv>, out: &mut Vec<String>) {
     let mut last_delete: HashMap<String, i64> = HashMap::new();
     let mut maybe_deleted: BTreeSet<String> = BTreeSet::new();
     let mut any_unknown_revoke = false;
+    // Per key, the newest revision a put attached it to a lease at (i64::MAX: a leased put
+    // of unknown outcome, which may have landed at any revision).
+    let mut last_leased_put: HashMap<String, i64> = HashMap::new();
+    let mut leased = |key: &String, rev: i64| {
+        let e = last_leased_put.entry(key.clone()).or_insert(rev);
+        *e = (*e).max(rev);
+    };
     for op in ops {
         let unknown = matches!(op.out, Outcome::Unknown(_));
         match (&op.req, op.ok()) {
@@ -528,6 +536,26 @@ pub fn lost_writes(ops: &[Op], member: usize, dump: &BTreeMap<String, Kv>, out: 
             }
             (Request::LeaseRevoke { .. }, _) => any_unknown_revoke = true,
             _ => {}
+        }
+        let put_rev = match op.ok() {
+            Some(r) => Some(r.rev()),
+            None if unknown => Some(i64::MAX),
+            None => None,
+        };
+        if let Some(rev) = put_rev {
+            match &op.req {
+                Request::Put { key, lease, .. } if *lease != 0 => leased(key, rev),
+                Request::Txn { then, els, .. } => {
+                    for o in then.iter().chain(els) {
+                        if let TxnOp::Put { key, lease, .. } = o {
+                            if *lease != 0 {
+                                leased(key, rev);
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
         }
     }
     for op in ops {
@@ -561,7 +589,8 @@ pub fn lost_writes(ops: &[Op], member: usize, dump: &BTreeMap<String, Kv>, out: 
                 None => {
                     last_delete.get(k).is_some_and(|d| *d > r)
                         || maybe_deleted.contains(k)
-                        || (lease != 0 && any_unknown_revoke)
+                        || (any_unknown_revoke
+                            && (lease != 0 || last_leased_put.get(k).is_some_and(|l| *l > r)))
                 }
             };
             if !ok {
