@@ -20,6 +20,7 @@ import pytest
 
 import etcd3
 
+ETCDCTL = os.environ.get("OXCD_ETCDCTL_BIN", "/usr/bin/etcdctl")
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 READY_TIMEOUT = 20.0
 
@@ -93,6 +94,22 @@ def make_client_cert(d, cn):
     ):
         subprocess.run(cmd, check=True, capture_output=True, timeout=30)
     return crt, key
+
+
+def etcdctl(server, *args, user=None, cert=None):
+    """etcdctl against `server` (its CA when it has TLS; `user` "name:password"; `cert` a
+    (certificate, key) pair); fails the test unless it succeeds; returns stdout."""
+    cmd = [ETCDCTL, "--endpoints", server.client_url, "--command-timeout=10s"]
+    if server.ca:
+        cmd += ["--cacert", server.ca]
+    if cert:
+        cmd += ["--cert", cert[0], "--key", cert[1]]
+    if user:
+        cmd += ["--user", user]
+    out = subprocess.run(cmd + list(args), env=dict(os.environ, ETCDCTL_API="3"),
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, (args, out.stdout, out.stderr)
+    return out.stdout
 
 
 class Server:

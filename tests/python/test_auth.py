@@ -4,31 +4,14 @@ roles are set up with etcdctl (python-etcd3 has no user/role API), then etcd3.cl
 password=, ca_cert=) reads and writes inside its permissions and is refused outside them; a
 wrong password is refused at connect; an anonymous client is refused."""
 
-import os
-import subprocess
-
 import grpc
 import pytest
 
-from conftest import Server
-
-ETCDCTL = os.environ.get("OXCD_ETCDCTL_BIN", "/usr/bin/etcdctl")
+from conftest import Server, etcdctl
 
 
 def ctl(server, *args, user=None):
-    cmd = [ETCDCTL, "--endpoints", server.client_url, "--command-timeout=10s",
-           "--cacert", server.ca]
-    if user:
-        cmd += ["--user", user]
-    out = subprocess.run(
-        cmd + list(args),
-        env=dict(os.environ, ETCDCTL_API="3"),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert out.returncode == 0, (args, out.stdout, out.stderr)
-    return out.stdout
+    return etcdctl(server, *args, user=user)
 
 
 @pytest.fixture

@@ -4,17 +4,13 @@ without a certificate, or with one from another CA, is refused in the handshake;
 enabled the certificate's common name is the user (no password), so it gets exactly its
 roles' permissions."""
 
-import os
-import subprocess
 import tempfile
 
 import grpc
 import pytest
 
 import etcd3
-from conftest import Server, make_certs, make_client_cert
-
-ETCDCTL = os.environ.get("OXCD_ETCDCTL_BIN", "/usr/bin/etcdctl")
+from conftest import Server, etcdctl, make_certs, make_client_cert
 
 
 @pytest.fixture
@@ -32,14 +28,8 @@ def mtls_server():
 
 
 def ctl(server, *args):
-    """etcdctl with the CA and the "root" client certificate."""
-    cert, key = server.client_cert
-    cmd = [ETCDCTL, "--endpoints", server.client_url, "--command-timeout=10s",
-           "--cacert", server.ca, "--cert", cert, "--key", key]
-    out = subprocess.run(cmd + list(args), env=dict(os.environ, ETCDCTL_API="3"),
-                         capture_output=True, text=True, timeout=30)
-    assert out.returncode == 0, (args, out.stdout, out.stderr)
-    return out.stdout
+    """etcdctl with the "root" client certificate."""
+    return etcdctl(server, *args, cert=server.client_cert)
 
 
 def refused(client):

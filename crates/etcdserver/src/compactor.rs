@@ -141,7 +141,7 @@ pub fn spawn_auto(server: Arc<EtcdServer>, mode: AutoCompaction) {
                 revision: target,
                 physical: false,
             };
-            match server.compact(&oxcd_auth::AuthInfo::default(), req).await {
+            match server.compact(req).await {
                 Ok(_) | Err(EtcdError::Compacted) => {
                     tracing::info!(revision = target, ?mode, "auto-compaction proposed");
                     last_rev = target;

@@ -55,15 +55,7 @@ impl Scenario {
         fault: FaultKind,
         secs: u64,
     ) -> Scenario {
-        let seed = std::env::var("OXCD_ROBUSTNESS_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos() as u64
-            });
+        let seed = oxcd_testkit::rng::seed_from_env("OXCD_ROBUSTNESS_SEED");
         let (clients, watchers) = match profile {
             Profile::Etcd => (5, 2),
             Profile::Kubernetes => (4, 3),

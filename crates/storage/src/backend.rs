@@ -368,11 +368,9 @@ impl Backend {
         // Swap even when `f` failed after putting a replacement in place: the file at our
         // path is the replacement from then on.
         if let Some(new) = replacement {
-            let used = new
-                .begin_write()
-                .ok()
-                .and_then(|tx| tx.stats().ok())
-                .map(|st| bytes_in_use(&st));
+            // A rewrite keeps the bytes the trees hold: carry the estimate over instead of
+            // walking the new file's pages while writes are held.
+            let used = self.size_in_use();
             *self.db.write() = Arc::new(new);
             let mut b = self.batch.lock();
             b.pending = 0;
@@ -380,11 +378,8 @@ impl Backend {
             self.durable_index.store(b.latest_index, Ordering::Release);
             let len = self.file_len();
             self.sizes.file.store(len, Ordering::Release);
-            self.sizes
-                .in_use
-                .store(used.unwrap_or(len).min(len), Ordering::Release);
+            self.sizes.in_use.store(used.min(len), Ordering::Release);
             self.sizes.file_at_stats.store(len, Ordering::Release);
-            *self.sizes.stats_at.lock() = Some(Instant::now());
         }
         drop(hold);
         out

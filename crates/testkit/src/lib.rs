@@ -29,6 +29,7 @@ pub mod ports;
 pub mod power_loss;
 pub mod process;
 pub mod proxy;
+pub mod rng;
 pub mod server;
 pub mod skip;
 pub mod status;

@@ -35,22 +35,8 @@ const USERS: usize = 8;
 const REQUESTS_PER_USER: usize = 80;
 const LEASES: usize = 4;
 
-/// xorshift64*: reproducible without a dependency (seed printed, OXCD_AUTH_SEED overrides).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn chance(&mut self, pct: u64) -> bool {
-        self.next() % 100 < pct
-    }
-}
+/// Seeded from `OXCD_AUTH_SEED` or the clock; the seed is printed.
+type Rng = oxcd_testkit::rng::XorShift;
 
 /// Every key over {a, b, c} of length 1 or 2, sorted.
 fn domain() -> Vec<Vec<u8>> {
@@ -67,15 +53,15 @@ fn domain() -> Vec<Vec<u8>> {
 
 /// A random (key, range_end): a point, a from-key (`\0`) range, or [key, a larger key).
 fn random_range(rng: &mut Rng, d: &[Vec<u8>]) -> (Vec<u8>, Vec<u8>) {
-    let i = rng.below(d.len());
+    let i = rng.index(d.len());
     let key = d[i].clone();
-    let pick = rng.below(100);
+    let pick = rng.index(100);
     let end = if pick < 40 || i + 1 == d.len() {
         vec![]
     } else if pick < 55 {
         vec![0]
     } else {
-        d[i + 1 + rng.below(d.len() - i - 1)].clone()
+        d[i + 1 + rng.index(d.len() - i - 1)].clone()
     };
     (key, end)
 }
@@ -215,7 +201,7 @@ fn random_txn(
     value: &[u8],
     used: &mut TxnKeys,
 ) -> TxnRequest {
-    let compare = (0..rng.below(3))
+    let compare = (0..rng.index(3))
         .map(|_| {
             let (key, range_end) = random_range(rng, d);
             Compare {
@@ -228,10 +214,10 @@ fn random_txn(
         })
         .collect();
     let ops = |rng: &mut Rng, used: &mut TxnKeys| -> Vec<RequestOp> {
-        (0..1 + rng.below(3))
+        (0..1 + rng.index(3))
             .map(|_| {
                 let (key, range_end) = random_range(rng, d);
-                let pick = rng.below(if depth < 2 { 4 } else { 3 });
+                let pick = rng.index(if depth < 2 { 4 } else { 3 });
                 let r = match pick {
                     1 => {
                         let free = |k: &Vec<u8>, used: &TxnKeys| {
@@ -239,7 +225,7 @@ fn random_txn(
                                 && !used.deletes.iter().any(|(s, e)| in_interval(k, s, e))
                         };
                         match (0..5)
-                            .map(|_| d[rng.below(d.len())].clone())
+                            .map(|_| d[rng.index(d.len())].clone())
                             .find(|k| free(k, used))
                         {
                             Some(k) => {
@@ -318,6 +304,18 @@ fn outcome<T>(r: Result<T, Status>) -> Result<bool, Status> {
     }
 }
 
+/// A token for `name`.
+async fn login(auth: &mut AuthClient<Channel>, name: &str, password: &str) -> String {
+    auth.authenticate(AuthenticateRequest {
+        name: name.into(),
+        password: password.into(),
+    })
+    .await
+    .expect("authenticate")
+    .into_inner()
+    .token
+}
+
 async fn revision(kv: &mut KvClient<Channel>, root: &str) -> i64 {
     kv.range(with_token(
         RangeRequest {
@@ -377,18 +375,9 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_permissions_and_requests_match_the_model() {
-    let seed: u64 = std::env::var("OXCD_AUTH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
+    let seed = oxcd_testkit::rng::seed_from_env("OXCD_AUTH_SEED");
     eprintln!("auth model seed {seed} (OXCD_AUTH_SEED reproduces)");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let etcd34 = server_kind() == ServerKind::Etcd;
     let s = tokio::task::block_in_place(|| TestServer::start_with(&["--bcrypt-cost", "4"]));
     let ch = channel(&s).await;
@@ -414,7 +403,7 @@ async fn random_permissions_and_requests_match_the_model() {
     }
     for k in &d {
         let l = if rng.chance(40) {
-            lease_ids[rng.below(LEASES)]
+            lease_ids[rng.index(LEASES)]
         } else {
             0
         };
@@ -458,7 +447,7 @@ async fn random_permissions_and_requests_match_the_model() {
         let roles = match u {
             0 => 1,
             1 => 0,
-            _ => rng.below(3),
+            _ => rng.index(3),
         };
         for r in 0..roles {
             let role = format!("{name}-r{r}");
@@ -468,11 +457,11 @@ async fn random_permissions_and_requests_match_the_model() {
             // etcd keeps one permission per (key, range_end) in a role: granting the same
             // interval again replaces its type.
             let mut perms: BTreeMap<(Vec<u8>, Vec<u8>), i32> = BTreeMap::new();
-            for _ in 0..1 + rng.below(3) {
+            for _ in 0..1 + rng.index(3) {
                 let ((key, range_end), perm_type) = if u == 0 {
                     ((b"a".to_vec(), vec![0]), 2)
                 } else {
-                    (random_range(&mut rng, &d), rng.below(3) as i32)
+                    (random_range(&mut rng, &d), rng.index(3) as i32)
                 };
                 auth.role_grant_permission(AuthRoleGrantPermissionRequest {
                     name: role.clone(),
@@ -505,28 +494,12 @@ async fn random_permissions_and_requests_match_the_model() {
         users.push((name, grants));
     }
     auth.auth_enable(AuthEnableRequest {}).await.unwrap();
-    let token =
-        |r: tonic::Response<oxcd_api::etcdserverpb::AuthenticateResponse>| r.into_inner().token;
-    let root = token(
-        auth.authenticate(AuthenticateRequest {
-            name: "root".into(),
-            password: "rootpw".into(),
-        })
-        .await
-        .unwrap(),
-    );
+    let root = login(&mut auth, "root", "rootpw").await;
 
     let mut seen: BTreeSet<(Kind, bool)> = BTreeSet::new();
     let mut checked = 0usize;
     for (ui, (name, grants)) in users.iter().enumerate() {
-        let tok = token(
-            auth.authenticate(AuthenticateRequest {
-                name: name.clone(),
-                password: "pw".into(),
-            })
-            .await
-            .unwrap(),
-        );
+        let tok = login(&mut auth, name, "pw").await;
         // The watch stream opens at the user's first watch: etcd sends the response
         // headers only with the first message.
         let (wtx, wrx) = tokio::sync::mpsc::channel(4);
@@ -541,7 +514,7 @@ async fn random_permissions_and_requests_match_the_model() {
             let what = if ui < 2 {
                 (n * 20 + 7) % 100
             } else {
-                rng.below(100)
+                rng.index(100)
             };
             let (kind, expected, got) = if what < 25 {
                 let expected = permitted(grants, false, &key, &range_end);
@@ -683,7 +656,7 @@ async fn random_permissions_and_requests_match_the_model() {
         let (name, grants) = &users[match li {
             0 => 1,
             1 => 0,
-            _ => rng.below(USERS),
+            _ => rng.index(USERS),
         }];
         let attached: Vec<Vec<u8>> = model
             .store
@@ -692,14 +665,7 @@ async fn random_permissions_and_requests_match_the_model() {
             .map(|(k, _)| k.clone())
             .collect();
         let expected = attached.iter().all(|k| permitted(grants, true, k, &[]));
-        let tok = token(
-            auth.authenticate(AuthenticateRequest {
-                name: name.clone(),
-                password: "pw".into(),
-            })
-            .await
-            .unwrap(),
-        );
+        let tok = login(&mut auth, name, "pw").await;
         let before = revision(&mut kv, &root).await;
         let got = outcome(
             lease

@@ -14,7 +14,7 @@ use oxcd_api::etcdserverpb::{
 use tonic::transport::Channel;
 use tonic::Code;
 
-use crate::common::{channel, skip_unless_oxcd, TestServer};
+use crate::common::{channel, kvreq, skip_unless_oxcd, TestServer};
 
 const MAX_REQUEST_BYTES: usize = 100_000;
 
@@ -50,6 +50,34 @@ async fn fill(kv: &mut KvClient<Channel>, p: &str, n: usize, value_len: usize) {
     }
 }
 
+/// oxcd with a small `--max-request-bytes` (so chunk sizing shows within a few hundred
+/// keys), a channel to it and a KV client.
+async fn start() -> (TestServer, Channel, KvClient<Channel>) {
+    let s = tokio::task::block_in_place(|| {
+        TestServer::start_with(&["--max-request-bytes", &MAX_REQUEST_BYTES.to_string()])
+    });
+    let ch = channel(&s).await;
+    let kv = KvClient::new(ch.clone());
+    (s, ch, kv)
+}
+
+/// Opens a stream over prefix `p` and reads its first chunk, which must hold 10 keys.
+async fn first_chunk(
+    kv: &mut KvClient<Channel>,
+    p: &str,
+) -> (tonic::Streaming<RangeStreamResponse>, RangeResponse) {
+    let mut stream = kv.range_stream(prefix_req(p)).await.unwrap().into_inner();
+    let first = stream
+        .message()
+        .await
+        .unwrap()
+        .unwrap()
+        .range_response
+        .unwrap();
+    assert_eq!(first.kvs.len(), 10);
+    (stream, first)
+}
+
 async fn collect(
     kv: &mut KvClient<Channel>,
     req: RangeRequest,
@@ -68,11 +96,7 @@ async fn chunks_merge_to_the_unary_range_at_the_pinned_revision() {
     if skip_unless_oxcd("range_stream") {
         return;
     }
-    let s = tokio::task::block_in_place(|| {
-        TestServer::start_with(&["--max-request-bytes", &MAX_REQUEST_BYTES.to_string()])
-    });
-    let ch = channel(&s).await;
-    let mut kv = KvClient::new(ch.clone());
+    let (_s, ch, mut kv) = start().await;
     fill(&mut kv, "rs/", 300, 1000).await;
 
     // Chunk sizes and where header/more/count go.
@@ -107,29 +131,10 @@ async fn chunks_merge_to_the_unary_range_at_the_pinned_revision() {
     );
 
     // Pinned: keys written after the first chunk are not in the stream.
-    let mut stream = kv
-        .range_stream(prefix_req("rs/"))
-        .await
-        .unwrap()
-        .into_inner();
-    let first = stream
-        .message()
-        .await
-        .unwrap()
-        .unwrap()
-        .range_response
-        .unwrap();
-    assert_eq!(first.kvs.len(), 10);
+    let (mut stream, first) = first_chunk(&mut kv, "rs/").await;
     let mut writer = KvClient::new(ch.clone());
     for k in ["rs/zz-late", "rs/00000-late"] {
-        writer
-            .put(PutRequest {
-                key: k.into(),
-                value: b"late".to_vec(),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        writer.put(kvreq::put(k, "late")).await.unwrap();
     }
     let mut all = first.kvs;
     let mut last = None;
@@ -225,38 +230,12 @@ async fn a_compaction_overtaking_the_stream_ends_it_with_compacted() {
     if skip_unless_oxcd("range_stream") {
         return;
     }
-    let s = tokio::task::block_in_place(|| {
-        TestServer::start_with(&["--max-request-bytes", &MAX_REQUEST_BYTES.to_string()])
-    });
-    let ch = channel(&s).await;
-    let mut kv = KvClient::new(ch.clone());
+    let (_s, ch, mut kv) = start().await;
     fill(&mut kv, "c/", 2000, 1000).await;
-    let mut stream = kv
-        .range_stream(prefix_req("c/"))
-        .await
-        .unwrap()
-        .into_inner();
-    let first = stream
-        .message()
-        .await
-        .unwrap()
-        .unwrap()
-        .range_response
-        .unwrap();
-    assert_eq!(first.kvs.len(), 10);
+    let (mut stream, first) = first_chunk(&mut kv, "c/").await;
     let mut w = KvClient::new(ch.clone());
-    let rev = w
-        .put(PutRequest {
-            key: b"other".to_vec(),
-            value: b"x".to_vec(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .header
-        .unwrap()
-        .revision;
+    w.put(kvreq::put("other", "x")).await.unwrap();
+    let rev = kvreq::current_rev(&mut w).await;
     w.compact(CompactionRequest {
         revision: rev,
         physical: true,

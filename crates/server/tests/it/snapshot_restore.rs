@@ -21,6 +21,35 @@ fn oxcdutl(args: &[&str]) -> CmdOutput {
     run_with_timeout(cmd, None, Duration::from_secs(60))
 }
 
+/// `oxcdutl snapshot restore FILE` into `data_dir` for member `name` of `initial_cluster`,
+/// advertising `peer_url` (and `token` when given).
+fn restore(
+    file: &Path,
+    data_dir: &Path,
+    name: &str,
+    initial_cluster: &str,
+    peer_url: &str,
+    token: Option<&str>,
+) -> CmdOutput {
+    let mut args = vec![
+        "snapshot",
+        "restore",
+        file.to_str().unwrap(),
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--name",
+        name,
+        "--initial-cluster",
+        initial_cluster,
+        "--initial-advertise-peer-urls",
+        peer_url,
+    ];
+    if let Some(t) = token {
+        args.extend(["--initial-cluster-token", t]);
+    }
+    oxcdutl(&args)
+}
+
 fn json(s: &oxcd_testkit::TestServer, args: &[&str]) -> Value {
     let mut a = args.to_vec();
     a.extend(["-w", "json"]);
@@ -86,19 +115,14 @@ fn save_status_restore_round_trip() {
             "{out:#?}"
         );
         let target = dir.path().join("from-bad");
-        let out = oxcdutl(&[
-            "snapshot",
-            "restore",
-            bad.to_str().unwrap(),
-            "--data-dir",
-            target.to_str().unwrap(),
-            "--name",
+        let out = restore(
+            bad,
+            &target,
             "n1",
-            "--initial-cluster",
             "n1=http://127.0.0.1:1",
-            "--initial-advertise-peer-urls",
             "http://127.0.0.1:1",
-        ]);
+            None,
+        );
         assert!(!out.success(), "{out:#?}");
         assert!(
             !target.exists(),
@@ -110,34 +134,10 @@ fn save_status_restore_round_trip() {
     // Restore into a new member and start it with the same flags.
     let mut b = oxcd_testkit::TestServer::new_stopped(Path::new(env!("CARGO_BIN_EXE_oxcd")), &[]);
     let peer = b.peer_url();
-    let out = oxcdutl(&[
-        "snapshot",
-        "restore",
-        file.to_str().unwrap(),
-        "--data-dir",
-        b.data_dir.to_str().unwrap(),
-        "--name",
-        "n1",
-        "--initial-cluster",
-        &format!("n1={peer}"),
-        "--initial-advertise-peer-urls",
-        &peer,
-    ]);
+    let out = restore(&file, &b.data_dir, "n1", &format!("n1={peer}"), &peer, None);
     assert!(out.success(), "{out:#?}");
     // The data dir exists now: restoring again is refused.
-    let again = oxcdutl(&[
-        "snapshot",
-        "restore",
-        file.to_str().unwrap(),
-        "--data-dir",
-        b.data_dir.to_str().unwrap(),
-        "--name",
-        "n1",
-        "--initial-cluster",
-        &format!("n1={peer}"),
-        "--initial-advertise-peer-urls",
-        &peer,
-    ]);
+    let again = restore(&file, &b.data_dir, "n1", &format!("n1={peer}"), &peer, None);
     assert!(again.stderr.contains("exists"), "{again:#?}");
     b.spawn_and_wait();
 
@@ -289,21 +289,14 @@ fn restore_into_a_new_three_member_cluster_from_a_snapshot_taken_under_load() {
 
     let mut c = Cluster::prepare("restore3", Opts::new(3));
     for m in &c.members {
-        let out = oxcdutl(&[
-            "snapshot",
-            "restore",
-            file.to_str().unwrap(),
-            "--data-dir",
-            m.data_dir.to_str().unwrap(),
-            "--name",
+        let out = restore(
+            &file,
+            &m.data_dir,
             &m.name,
-            "--initial-cluster",
             &m.initial_cluster,
-            "--initial-cluster-token",
-            &m.token,
-            "--initial-advertise-peer-urls",
             &m.adv_peer_url(),
-        ]);
+            Some(&m.token),
+        );
         assert!(out.success(), "{out:#?}");
     }
     for i in 0..3 {

@@ -38,19 +38,7 @@ const WRITERS: u64 = 4;
 const OPS_PER_WRITER: u64 = 250;
 const SEED: u64 = 0x0005_eed0_f0cd;
 
-/// xorshift64*: deterministic and dependency-free.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+type Rng = oxcd_testkit::rng::XorShift;
 
 fn key(i: u64) -> String {
     format!("c/{i:02}")
@@ -131,7 +119,7 @@ type Log = Arc<Mutex<Vec<WatchResponse>>>;
 
 async fn writer(ch: Channel, w: u64) {
     let mut kv = KvClient::new(ch);
-    let mut rng = Rng(SEED ^ (w + 1).wrapping_mul(0x9e37_79b9));
+    let mut rng = Rng::new(SEED ^ (w + 1).wrapping_mul(0x9e37_79b9));
     let put = |k: String, v: String| PutRequest {
         key: k.into_bytes(),
         value: v.into_bytes(),
@@ -213,7 +201,7 @@ async fn random_writes_many_watchers_six_guarantees() {
     let ch = channel(&s).await;
     let slow_ch = channel(&s).await;
     let mut kv = KvClient::new(ch.clone());
-    let mut rng = Rng(SEED);
+    let mut rng = Rng::new(SEED);
     let deadline = Instant::now() + Duration::from_secs(120);
 
     // Stream A: 100 watchers from now on; stream C: 50 on a slow reader.
