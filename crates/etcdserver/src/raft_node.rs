@@ -412,19 +412,30 @@ impl RaftNode {
         }
         self.forward_committed(ready.take_committed_entries());
         let mut hs = ready.hs().cloned();
-        if self.unsaved_commit > 0 {
-            let base = hs.get_or_insert_with(|| self.node.store().hard_state().clone());
-            base.commit = base.commit.max(self.unsaved_commit);
-            self.unsaved_commit = 0;
+        if !ready.must_sync() {
+            // Only the commit index moved (etcd's `MustSync`). Raft needs no durable commit:
+            // a quorum re-teaches it and bootstrap raises it to the consistent index. It rides
+            // along with the next write that must be synced, instead of costing an fsync that
+            // the next proposal would wait behind.
+            if let Some(h) = hs.take() {
+                self.unsaved_commit = self.unsaved_commit.max(h.commit);
+            }
         }
-        if let Err(e) = self.node.mut_store().persist(ready.entries(), hs.as_ref()) {
-            fatal(&format!("writing raft log: {e}"));
+        if hs.is_some() || !ready.entries().is_empty() {
+            if self.unsaved_commit > 0 {
+                let base = hs.get_or_insert_with(|| self.node.store().hard_state().clone());
+                base.commit = base.commit.max(self.unsaved_commit);
+                self.unsaved_commit = 0;
+            }
+            if let Err(e) = self.node.mut_store().persist(ready.entries(), hs.as_ref()) {
+                fatal(&format!("writing raft log: {e}"));
+            }
         }
         self.answer_reads(ready.take_read_states());
         self.send(ready.take_persisted_messages());
         let mut light = self.node.advance_append(ready);
         if let Some(commit) = light.commit_index() {
-            self.unsaved_commit = commit;
+            self.unsaved_commit = self.unsaved_commit.max(commit);
         }
         self.send(light.take_messages());
         self.forward_committed(light.take_committed_entries());

@@ -1,6 +1,8 @@
 //! The robustness suite's cluster: an [`oxcd_testkit::Cluster`] of the real `oxcd` binary
 //! (`$OXCD_BIN`, else `target/debug/oxcd`) with fast timeouts and frequent snapshots, so
-//! faults cause elections and snapshot transfers within a short scenario.
+//! faults cause elections and snapshot transfers within a short scenario. With
+//! `OXCD_TEST_SERVER=etcd` the same scenarios run against Debian's etcd, which calibrates the
+//! checkers on a server known to be correct.
 //!
 //! Invariants (see `oxcd_testkit::cluster`): only children the harness spawned are
 //! signalled, by PID, and all are killed on drop; with more than one member every peer link
@@ -15,7 +17,7 @@ pub use oxcd_testkit::{Cluster, ClusterOpts, ServerKind};
 /// The suite's settings for a cluster of `members`.
 pub fn opts(members: usize) -> ClusterOpts {
     ClusterOpts {
-        kind: ServerKind::Oxcd,
+        kind: ServerKind::from_env(),
         oxcd_bin: None,
         proxy: members > 1,
         heartbeat_ms: 50,

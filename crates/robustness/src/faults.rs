@@ -46,10 +46,17 @@ pub struct FaultLog {
     pub injected: Vec<String>,
     pub crashes: Vec<String>,
     pub errors: Vec<String>,
+    /// Injections the cluster rightly refused (a member remove while peers had not been
+    /// connected for the health interval): neither injected nor a failure.
+    pub refused: Vec<String>,
     /// Misbehaviour seen while injecting (e.g. a fail point that panicked without the
     /// process exiting).
     pub violations: Vec<String>,
 }
+
+/// etcd's `HealthInterval` plus a margin: how long peers must have been connected before a
+/// voter may be removed.
+const RECONFIG_SETTLE: Duration = Duration::from_millis(5500);
 
 fn sleep_until(deadline: Instant, d: Duration) {
     let now = Instant::now();
@@ -88,6 +95,10 @@ pub fn inject_until(
         return log;
     }
     let n = c.members.len();
+    // etcd's strict reconfig check (oxcd's too) refuses to remove a voter until the others
+    // have been connected for its health interval (5 s): wait that long after the start and
+    // after each membership change instead of counting the refusal as a failed injection.
+    let mut members_stable_at = Instant::now() + RECONFIG_SETTLE;
     for round in 0..1000 {
         sleep_until(deadline, Duration::from_millis(rng.gen_range(500..1500)));
         if Instant::now() + Duration::from_secs(2) >= deadline {
@@ -192,6 +203,7 @@ pub fn inject_until(
                     continue;
                 }
             },
+            FaultKind::RemoveReadd if n > 2 && Instant::now() < members_stable_at => continue,
             FaultKind::RemoveReadd if n > 2 => match c.remove_and_readd(target) {
                 Ok(()) => {
                     gens[target].store(c.members[target].data_gen, Ordering::SeqCst);
@@ -199,6 +211,11 @@ pub fn inject_until(
                         "remove + wipe + re-add {name}{}",
                         if is_leader { " (leader)" } else { "" }
                     )
+                }
+                Err(e) if e.contains("unhealthy cluster") => {
+                    log.refused.push(format!("remove/re-add {name}: {e}"));
+                    members_stable_at = Instant::now() + RECONFIG_SETTLE;
+                    continue;
                 }
                 Err(e) => {
                     log.errors.push(format!("remove/re-add {name}: {e}"));
@@ -212,6 +229,8 @@ pub fn inject_until(
         };
         c.log(&desc);
         log.injected.push(desc);
+        // Every fault breaks peer connections; a remove must wait for them to settle again.
+        members_stable_at = Instant::now() + RECONFIG_SETTLE;
         if let Err(e) = c.wait_live_leader(Duration::from_secs(20)) {
             log.errors.push(format!("after fault: {e}"));
         }

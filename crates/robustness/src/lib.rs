@@ -13,7 +13,8 @@
 //!   [`scenario`]: runs one scenario end to end.
 //! - Checkers: [`wgl`] (generic Wing–Gong–Lowe search + history shrinking),
 //!   [`register`] (per-key register model for WGL), [`replay`] (revision-order and
-//!   state-replay check), [`watchcheck`] (watch guarantees), [`serializable`].
+//!   state-replay check), [`watchcheck`] (watch guarantees), [`serializable`]; [`coverage`]
+//!   fails a run that exercised too little for the checks to mean anything.
 //!
 //! Invariants of the suite as a whole:
 //! - Only processes started by the harness are ever signalled, always by PID, also on drop.
@@ -24,6 +25,7 @@
 
 pub mod client;
 pub mod cluster;
+pub mod coverage;
 pub mod failpoints;
 pub mod faults;
 pub mod history;

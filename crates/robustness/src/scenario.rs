@@ -23,7 +23,7 @@ use crate::faults::{self, FaultKind, FaultLog};
 use crate::history::{Kv, Outcome, Recorder, Request, Response};
 use crate::traffic::{self, Profile, TrafficCfg, PREFIX, PREFIX_END};
 use crate::watcher::{self, Event, WatchRecord, WatchSpec};
-use crate::{register, replay, serializable, watchcheck};
+use crate::{coverage, register, replay, serializable, watchcheck};
 
 #[derive(Clone, Debug)]
 pub struct Scenario {
@@ -117,6 +117,9 @@ impl Report {
         }
         for e in &self.faults.errors {
             let _ = writeln!(s, "  fault error: {e}");
+        }
+        for e in &self.faults.refused {
+            let _ = writeln!(s, "  refused by the cluster: {e}");
         }
         let _ = writeln!(s, "replay: {}", self.replay);
         let _ = writeln!(s, "per-key WGL: {}", self.register);
@@ -327,7 +330,16 @@ pub fn run(s: &Scenario) -> Result<Report, String> {
     } else {
         ops.clone()
     };
-    let rg = register::check(&wgl_ops, 2_000_000);
+    let mut rg = register::check(&wgl_ops, 2_000_000);
+    if !rg.inconclusive.is_empty() {
+        // An inconclusive search checked nothing: grow the budget once rather than pass.
+        eprintln!(
+            "[rb] {}: {} keys inconclusive, searching again with 10x the budget",
+            s.name,
+            rg.inconclusive.len()
+        );
+        rg = register::check(&wgl_ops, 20_000_000);
+    }
     for (k, core) in &rg.violations {
         let mut v = format!(
             "per-key history of {k} is not linearizable; minimal failing history ({} ops):",
@@ -367,6 +379,17 @@ pub fn run(s: &Scenario) -> Result<Report, String> {
             Outcome::Unknown(_) => e.2 += 1,
         }
     }
+    violations.extend(coverage::check(&coverage::Seen {
+        profile: s.profile,
+        fault: s.fault,
+        by_kind: &by_kind,
+        faults: &flog,
+        horizon: rp.log.horizon,
+        converged: conv.as_ref().ok().copied(),
+        inconclusive: &rg.inconclusive,
+        watchers_started: watch_specs(s).len(),
+        watch_records: &records,
+    }));
     let dir = (!violations.is_empty()).then(|| c.keep());
     if let Some(d) = &dir {
         // Full history and watch records for offline analysis.

@@ -228,16 +228,6 @@ pub async fn channel(server: &TestServer) -> tonic::transport::Channel {
         .expect("tonic connect")
 }
 
-/// Skips (returns true and prints why) when the test only applies to oxcd.
-pub fn skip_unless_oxcd(test: &str) -> bool {
-    let kind = ServerKind::from_env();
-    if kind != ServerKind::Oxcd {
-        eprintln!("SKIP {test}: oxcd-only test (OXCD_TEST_SERVER={kind:?})");
-        return true;
-    }
-    false
-}
-
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.kill9();

@@ -4,7 +4,8 @@
 //! violation. Set `OXCD_ROBUSTNESS_SOAK=<seconds>` to run each scenario that long, and
 //! `OXCD_ROBUSTNESS_SEED=<n>` to replay a seed. Scenarios run one at a time (2-core box).
 //! The fail-point scenario needs the `failpoints` build of oxcd in `OXCD_FAILPOINTS_BIN`; it
-//! fails without it unless `OXCD_SKIP_FAILPOINTS=1`.
+//! fails without it unless `OXCD_SKIP_FAILPOINTS=1`. `OXCD_TEST_SERVER=etcd` runs the
+//! scenarios against Debian's etcd (all but the fail-point one, which is oxcd's).
 
 use std::sync::Mutex;
 
@@ -80,12 +81,17 @@ fn member_remove_and_readd() {
         3,
         Profile::Etcd,
         FaultKind::RemoveReadd,
-        12,
+        24,
     );
 }
 
 #[test]
 fn three_members_fail_points() {
+    assert_eq!(
+        oxcd_robustness::cluster::ServerKind::from_env(),
+        oxcd_robustness::cluster::ServerKind::Oxcd,
+        "the fail-point scenario arms oxcd's fail points: it cannot run on etcd"
+    );
     if let Err(e) = failpoints::bin() {
         if failpoints::skip_requested() {
             eprintln!(

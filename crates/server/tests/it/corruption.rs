@@ -9,13 +9,11 @@
 use std::time::Duration;
 
 use crate::cluster_harness::*;
-use crate::common::skip_unless_oxcd;
+use crate::common::oxcd_only;
 
 #[test]
 fn a_diverged_member_raises_corrupt_and_is_refused_at_start() {
-    if skip_unless_oxcd("corruption") {
-        return;
-    }
+    oxcd_only("corruption::a_diverged_member_raises_corrupt_and_is_refused_at_start");
     let Some(fp_bin) = std::env::var_os("OXCD_FAILPOINTS_BIN")
         .map(std::path::PathBuf::from)
         .filter(|p| p.is_file())

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::common::{describe_status, etcd_client, skip_unless_oxcd, TestServer};
+use crate::common::{describe_status, etcd_client, oxcd_only, TestServer};
 use crate::crash_support::{kind_counts, resolve_and_verify, run_writer, Rng, WriterModel};
 use etcd_client::GetOptions;
 use oxcd_testkit::power_loss::{crash_bin, lose_unsynced_wal};
@@ -99,9 +99,7 @@ async fn acknowledged_ops_survive_kill9() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_ops_survive_power_loss() {
     const TEST: &str = "acknowledged_ops_survive_power_loss";
-    if skip_unless_oxcd(TEST) {
-        return;
-    }
+    oxcd_only(&format!("crash::{TEST}"));
     let Some(bin) = crash_bin(TEST) else { return };
     eprintln!("crash-journal build: {}", bin.display());
     let mut s = oxcd_testkit::TestServer::new_stopped_exact(&bin, &[]);
@@ -222,16 +220,11 @@ async fn write_keys(s: &TestServer, prefix: &str, n: usize) -> Vec<Acked> {
     acked
 }
 
-/// Starts oxcd, writes data, kills it and returns (server, acked, newest log file), or None
-/// when the test does not apply (not oxcd). Finding no WAL file is a failure: the damage
-/// tests would otherwise check nothing.
-async fn prepare_damaged_log_test(
-    test: &str,
-    n: usize,
-) -> Option<(TestServer, Vec<Acked>, PathBuf)> {
-    if skip_unless_oxcd(test) {
-        return None;
-    }
+/// Starts oxcd (these tests are oxcd-only), writes data, kills it and returns (server, acked,
+/// newest log file). Finding no WAL file is a failure: the damage tests would otherwise check
+/// nothing.
+async fn prepare_damaged_log_test(test: &str, n: usize) -> (TestServer, Vec<Acked>, PathBuf) {
+    oxcd_only(&format!("crash::{test}"));
     let mut s = TestServer::start();
     let acked = write_keys(&s, "r0/", n).await;
     tokio::task::block_in_place(|| s.kill9());
@@ -241,7 +234,7 @@ async fn prepare_damaged_log_test(
             s.data_dir.display()
         )
     });
-    Some((s, acked, file))
+    (s, acked, file)
 }
 
 /// Spawns the (damaged) server and requires it to exit non-zero saying the raft log is
@@ -281,11 +274,8 @@ fn frame_offsets(bytes: &[u8]) -> Vec<usize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_after_wal_tail_is_tolerated() {
-    let Some((mut s, acked, file)) =
-        prepare_damaged_log_test("garbage_after_wal_tail_is_tolerated", 60).await
-    else {
-        return;
-    };
+    let (mut s, acked, file) =
+        prepare_damaged_log_test("garbage_after_wal_tail_is_tolerated", 60).await;
     let mut bytes = std::fs::read(&file).unwrap();
     let used = used_len(&bytes);
     assert!(used > 0, "{} is empty", file.display());
@@ -308,11 +298,8 @@ async fn garbage_after_wal_tail_is_tolerated() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn truncated_wal_tail_is_tolerated() {
-    let Some((mut s, acked, file)) =
-        prepare_damaged_log_test("truncated_wal_tail_is_tolerated", 60).await
-    else {
-        return;
-    };
+    let (mut s, acked, file) =
+        prepare_damaged_log_test("truncated_wal_tail_is_tolerated", 60).await;
     let bytes = std::fs::read(&file).unwrap();
     let used = used_len(&bytes);
     assert!(used > 16, "{} is too small", file.display());
@@ -336,11 +323,8 @@ async fn truncated_wal_tail_is_tolerated() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mid_log_corruption_refuses_to_start() {
-    let Some((mut s, _acked, file)) =
-        prepare_damaged_log_test("mid_log_corruption_refuses_to_start", 200).await
-    else {
-        return;
-    };
+    let (mut s, _acked, file) =
+        prepare_damaged_log_test("mid_log_corruption_refuses_to_start", 200).await;
     let mut bytes = std::fs::read(&file).unwrap();
     let used = used_len(&bytes);
     assert!(used > 1024, "{} too small ({used} bytes)", file.display());
@@ -361,11 +345,8 @@ async fn mid_log_corruption_refuses_to_start() {
 /// truncate the log there silently).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zeroed_block_mid_log_refuses_to_start() {
-    let Some((mut s, _acked, file)) =
-        prepare_damaged_log_test("zeroed_block_mid_log_refuses_to_start", 300).await
-    else {
-        return;
-    };
+    let (mut s, _acked, file) =
+        prepare_damaged_log_test("zeroed_block_mid_log_refuses_to_start", 300).await;
     let mut bytes = std::fs::read(&file).unwrap();
     let used = used_len(&bytes);
     let frames = frame_offsets(&bytes);

@@ -14,7 +14,7 @@ use oxcd_api::etcdserverpb::{
 use tonic::transport::Channel;
 use tonic::Code;
 
-use crate::common::{channel, kvreq, skip_unless_oxcd, TestServer};
+use crate::common::{channel, kvreq, oxcd_only, TestServer};
 
 const MAX_REQUEST_BYTES: usize = 100_000;
 
@@ -93,9 +93,7 @@ async fn collect(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chunks_merge_to_the_unary_range_at_the_pinned_revision() {
-    if skip_unless_oxcd("range_stream") {
-        return;
-    }
+    oxcd_only("range_stream::chunks_merge_to_the_unary_range_at_the_pinned_revision");
     let (_s, ch, mut kv) = start().await;
     fill(&mut kv, "rs/", 300, 1000).await;
 
@@ -227,9 +225,7 @@ async fn chunks_merge_to_the_unary_range_at_the_pinned_revision() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_compaction_overtaking_the_stream_ends_it_with_compacted() {
-    if skip_unless_oxcd("range_stream") {
-        return;
-    }
+    oxcd_only("range_stream::a_compaction_overtaking_the_stream_ends_it_with_compacted");
     let (_s, ch, mut kv) = start().await;
     fill(&mut kv, "c/", 2000, 1000).await;
     let (mut stream, first) = first_chunk(&mut kv, "c/").await;

@@ -13,7 +13,7 @@ use oxcd_api::etcdserverpb::watch_request::RequestUnion;
 use oxcd_api::etcdserverpb::{WatchCreateRequest, WatchRequest};
 use serde_json::Value;
 
-use crate::common::{channel, run_with_timeout, skip_unless_oxcd, CmdOutput, TestServer};
+use crate::common::{channel, oxcd_only, run_with_timeout, CmdOutput, TestServer};
 
 fn oxcdutl(args: &[&str]) -> CmdOutput {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_oxcdutl"));
@@ -65,9 +65,7 @@ fn copy_with(src: &Path, dst: &Path, f: impl FnOnce(&mut Vec<u8>)) -> PathBuf {
 
 #[test]
 fn save_status_restore_round_trip() {
-    if skip_unless_oxcd("save_status_restore_round_trip") {
-        return;
-    }
+    oxcd_only("snapshot_restore::save_status_restore_round_trip");
     let s = TestServer::start();
     for i in 0..20 {
         s.etcdctl(&["put", &format!("k{i}"), &format!("v{i}")]).ok();
@@ -220,9 +218,9 @@ fn restore_into_a_new_three_member_cluster_from_a_snapshot_taken_under_load() {
     use oxcd_api::etcdserverpb::kv_client::KvClient;
     use oxcd_api::etcdserverpb::PutRequest;
 
-    if skip_unless_oxcd("restore_into_a_new_three_member_cluster") {
-        return;
-    }
+    oxcd_only(
+        "snapshot_restore::restore_into_a_new_three_member_cluster_from_a_snapshot_taken_under_load",
+    );
     let _g = serial();
     let s = TestServer::start();
     let stop = Arc::new(AtomicBool::new(false));
