@@ -46,13 +46,14 @@ async function load(body) {
     ['Health', [health, why.length ? ` ${why.join('; ')}` : '']],
     ['Version', h('span', {id: 'version'}, st.version || '?')],
     ['Leader', h('span', {id: 'leader'}, leader && leader !== '0' ? hexId(leader) : 'none')],
-    ['Raft term', st.raft_term || '0'],
-    ['Raft index', st.raft_index || '0'],
-    ['Raft applied index', st.raft_applied_index || '0'],
+    ['Raft term', h('span', {id: 'raft-term'}, st.raftTerm || '0')],
+    ['Raft index', h('span', {id: 'raft-index'}, st.raftIndex || '0')],
+    ['Raft applied index', st.raftAppliedIndex || '0'],
     ['Revision', (st.header && st.header.revision) || '0'],
-    ['DB size', h('span', {id: 'db-size'}, bytes(st.db_size))],
-    ['DB size in use', h('span', {id: 'db-in-use'}, bytes(st.db_size_in_use))],
-    ['Answering member', `${hexId(st.header && st.header.member_id)}${st.is_learner ? ' (learner)' : ''}`],
+    ['DB size', h('span', {id: 'db-size'}, bytes(st.dbSize))],
+    ['DB size in use', h('span', {id: 'db-in-use'}, bytes(st.dbSizeInUse))],
+    ['DB quota', st.dbSizeQuota && st.dbSizeQuota !== '0' ? bytes(st.dbSizeQuota) : 'none'],
+    ['Answering member', `${hexId(st.header && st.header.member_id)}${st.isLearner ? ' (learner)' : ''}`],
   ]) : null;
 
   let memberTable = null;
