@@ -82,6 +82,7 @@ describe('dashboard (auth on)', {skip}, () => {
     await page.locator('#value').fill('reader edit');
     await page.locator('#save').click();
     await waitText(page.locator('#key-msg'), /Not saved: .*permission denied/);
+    await b.shot('auth-readonly-edit');
     const kv = (await ok(srv.url, 'kv/range', {key: b64('/app/a/x')}, rootToken)).kvs[0];
     assert.equal(unb64(kv.value), 'root was here');
     // Outside its prefix the reader cannot even list.

@@ -106,6 +106,11 @@ describe('dashboard (no auth)', {skip}, () => {
     assert.doesNotMatch(m, /Saving/);
     assert.equal((await get('/app/a/x')).mod_revision, before.mod_revision, 'nothing was written');
     await b.shot('keys-errors');
+    // Just above --max-request-bytes (1.5 MiB) the gateway passes it on and etcd refuses it.
+    await page.locator('#value').evaluate((el) => { el.value = 'y'.repeat(1.5 * 1024 * 1024 + 100); });
+    await page.locator('#save').click();
+    await waitText(page.locator('#key-msg'), /Not saved: etcdserver: request is too large/);
+    assert.equal((await get('/app/a/x')).mod_revision, before.mod_revision, 'nothing was written');
 
     // Still a working page: valid JSON saves.
     await page.locator('select.format').selectOption('json');

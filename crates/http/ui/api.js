@@ -12,7 +12,8 @@ export class ApiError extends Error {
     this.status = status;  // HTTP status
   }
   get permissionDenied() { return this.code === 7 || /permission denied/i.test(this.message); }
-  get conflict() { return false; }
+  /** No token, or one the server no longer knows: log in (again). */
+  get authLost() { return AUTH_LOST.test(this.message); }
 }
 
 // Errors that mean "log in (again)": no token, an expired or unknown one.
@@ -65,7 +66,7 @@ export async function call(path, body = {}, opts = {}) {
   const text = await r.text();
   if (!r.ok) {
     const err = await errorOf(r, text);
-    if (AUTH_LOST.test(err.message) && !opts.noAuthHandler) onAuthLost(err);
+    if (err.authLost && !opts.noAuthHandler) onAuthLost(err);
     throw err;
   }
   try { return text ? JSON.parse(text) : {}; } catch {
@@ -84,7 +85,7 @@ export async function* stream(path, body, signal) {
   }
   if (!r.ok) {
     const err = await errorOf(r, await r.text());
-    if (AUTH_LOST.test(err.message)) onAuthLost(err);
+    if (err.authLost) onAuthLost(err);
     throw err;
   }
   const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -102,7 +103,7 @@ export async function* stream(path, body, signal) {
         const m = JSON.parse(line);
         if (m.error) {
           const e = new ApiError(m.error.message, m.error.grpc_code, m.error.http_code);
-          if (AUTH_LOST.test(e.message)) onAuthLost(e);
+          if (e.authLost) onAuthLost(e);
           throw e;
         }
         yield m.result;

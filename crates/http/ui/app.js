@@ -90,8 +90,14 @@ async function start() {
   try {
     authEnabled = !!(await call('auth/status', {}, {noAuthHandler: true})).enabled;
   } catch (e) {
-    // Listeners without the gateway (metrics URLs) still serve the performance page.
-    say($('banner'), e.message);
+    if (e.authLost) {
+      // With auth on, AuthStatus itself needs a (valid) token.
+      authEnabled = true;
+      setSession(null);
+    } else {
+      // Listeners without the gateway (metrics URLs) still serve the performance page.
+      say($('banner'), e.message);
+    }
   }
   updateWho();
   await show();
