@@ -16,11 +16,13 @@ describe('dashboard (no auth)', {skip}, () => {
   const put = (k, v, extra = {}) => ok(srv.url, 'kv/put', {key: b64(k), value: b64(v), ...extra});
 
   before(async () => {
-    srv = await startOxcd(['--metrics=extensive']);
+    srv = await startOxcd(['--metrics=extensive'], {metrics: true});
     await put('/app/a/x', 'hello');
     await put('/app/b/y', '{"n": 1}');
     leaseId = (await ok(srv.url, 'lease/grant', {TTL: '300'})).ID;
     await put('/app/lease/k', 'leased', {lease: leaseId});
+    // Not UTF-8: shown read-only, never re-saved with replacement characters.
+    await ok(srv.url, 'kv/put', {key: b64('/app/bin'), value: Buffer.from([0xff, 0xfe, 0x00, 0x41]).toString('base64')});
     b = await openBrowser();
     page = b.page;
   });
@@ -133,6 +135,13 @@ describe('dashboard (no auth)', {skip}, () => {
     assert.equal(await get('/app/c/new'), undefined);
   });
 
+  test('keys page: a binary value is read-only', async () => {
+    await page.goto(`${srv.url}/ui/#/keys?prefix=/app/&key=/app/bin`);
+    await waitText(page.locator('#key-msg'), /not UTF-8 text/);
+    assert.equal(await page.locator('#save').isDisabled(), true);
+    assert.equal(await page.locator('#value').getAttribute('readonly'), '');
+  });
+
   test('watch page: an event written through the gateway arrives', async () => {
     await page.goto(`${srv.url}/ui/#/watch?prefix=/app/`);
     await waitText(page.locator('#watch-status'), /Watching "\/app\/"/);
@@ -173,6 +182,15 @@ describe('dashboard (no auth)', {skip}, () => {
     assert.match(await page.locator('#perf-fsync').innerText(), /over [1-9]\d* fsyncs/);
     await page.locator('#perf-kv svg polyline').waitFor({timeout: 10000});
     await b.shot('performance');
+  });
+
+  test('metrics listener: the performance page works, the others say where the gateway is', async () => {
+    await page.goto(`${srv.metricsUrl}/ui/`);
+    await waitText(page.locator('#banner'), /JSON gateway is not served on this listener/);
+    // No writes meanwhile: the recent p99 may be empty, the totals since start are not.
+    await waitText(page.locator('#perf-fsync'), /since start \d+(\.\d+)? ms over [1-9]\d* fsyncs/);
+    await waitText(page.locator('#perf-kv .big'), /^\d+(\.\d+)? \/s$/);
+    await b.shot('metrics-listener');
   });
 
   test('no script errors and no CSP violations on any page', () => {

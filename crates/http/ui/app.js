@@ -17,11 +17,14 @@ const pages = {cluster, keys, watch, leases, performance};
 const $ = (id) => document.getElementById(id);
 let stopPage = null;
 let authEnabled = false;
+// A metrics listener serves /metrics but no gateway: only the performance page works there.
+let noGateway = false;
 
 function route() {
   const hash = location.hash.replace(/^#\/?/, '');
   const [name, query] = hash.split('?');
-  return {name: pages[name] ? name : 'cluster', params: new URLSearchParams(query || '')};
+  const fallback = noGateway ? 'performance' : 'cluster';
+  return {name: pages[name] ? name : fallback, params: new URLSearchParams(query || '')};
 }
 
 async function show() {
@@ -95,8 +98,9 @@ async function start() {
       authEnabled = true;
       setSession(null);
     } else {
-      // Listeners without the gateway (metrics URLs) still serve the performance page.
-      say($('banner'), e.message);
+      noGateway = e.status === 404;
+      say($('banner'), noGateway
+        ? `${e.message} This listener serves the performance page only.` : e.message);
     }
   }
   updateWho();

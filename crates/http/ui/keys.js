@@ -212,6 +212,13 @@ async function openKey(detail, key, message) {
     h('div', {class: 'toolbar'}, save, pretty, reload, histBtn, del),
     hist);
   if (message) say(msg, message, 'ok');
+  if (val.binary) {
+    // Saving the text shown would replace the bytes that are not UTF-8 with U+FFFD.
+    area.readOnly = true;
+    save.disabled = true;
+    pretty.disabled = true;
+    if (!message) say(msg, 'This value is not UTF-8 text: it is shown read-only, since saving it from here would change its bytes.', 'info');
+  }
 }
 
 /** A Txn: `op` if the key's mod revision is still the shown one. */
