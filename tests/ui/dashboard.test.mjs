@@ -135,6 +135,17 @@ describe('dashboard (no auth)', {skip}, () => {
     assert.equal(await get('/app/c/new'), undefined);
   });
 
+  test('keys page: the tree is paged', async () => {
+    for (let i = 0; i < 210; i++) await put(`/many/k${String(i).padStart(3, '0')}`, 'v');
+    await page.goto(`${srv.url}/ui/#/keys?prefix=/many/`);
+    await page.locator('#more').waitFor();
+    assert.equal(await page.locator('#tree a.leaf').count(), 200);
+    await page.locator('#more').click();
+    await page.locator('a.leaf[data-key="/many/k209"]').waitFor();
+    assert.equal(await page.locator('#tree a.leaf').count(), 210);
+    assert.equal(await page.locator('#more').count(), 0);
+  });
+
   test('keys page: a binary value is read-only', async () => {
     await page.goto(`${srv.url}/ui/#/keys?prefix=/app/&key=/app/bin`);
     await waitText(page.locator('#key-msg'), /not UTF-8 text/);

@@ -59,7 +59,7 @@ function rate(field, a, b) {
   return (b[field] - a[field]) / ((b.t - a.t) / 1000);
 }
 
-const ms = (sec) => (sec === null ? '–' : `${(sec * 1000).toFixed(sec < 0.01 ? 2 : 1)} ms`);
+const ms = (sec) => (sec === null ? '–' : sec === 'idle' ? 'none' : `${(sec * 1000).toFixed(sec < 0.01 ? 2 : 1)} ms`);
 const perSec = (r) => (r === null ? '–' : `${r.toFixed(r < 10 ? 2 : 0)} /s`);
 
 /** An SVG line chart of [t, y] points. */
@@ -114,7 +114,11 @@ function draw(body, msg) {
   const since = Date.now() - RECENT_MS;
   const base = baseline(since);
   const minuteBase = baseline(Date.now() - 60000);
-  const p99 = (field) => (base === last ? null : quantile(0.99, delta(last[field], base[field])));
+  const p99 = (field) => {
+    if (base === last || !last[field]) return null;
+    const d = delta(last[field], base[field]);
+    return d.count ? quantile(0.99, d) : 'idle';
+  };
   const p99all = (field) => quantile(0.99, last[field]);
   const mins = Math.max(1, Math.round((last.t - base.t) / 60000));
   const spanText = base === last ? 'waiting for a second scrape' : `last ${mins === 1 && last.t - base.t < 60000 ? `${Math.round((last.t - base.t) / 1000)} s` : `${mins} min`}`;
