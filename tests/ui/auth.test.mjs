@@ -91,6 +91,23 @@ describe('dashboard (auth on)', {skip}, () => {
     await b.shot('auth-readonly');
   });
 
+  test('the read-only user watches its prefix with its own token', async () => {
+    await page.goto(`${srv.url}/ui/#/watch?prefix=/app/`);
+    await waitText(page.locator('#watch-status'), /Watching "\/app\/"/);
+    await ok(srv.url, 'kv/put', {key: b64('/app/w'), value: b64('by root')}, rootToken);
+    await waitText(page.locator('#events tr').first(), /PUT\s+\/app\/w\s+by root/);
+    await b.shot('auth-watch');
+  });
+
+  test('a token the server does not know brings back the login form', async () => {
+    await page.evaluate(() => sessionStorage.setItem('oxcd.token', 'not-a-token'));
+    await page.reload();
+    await waitText(page.locator('#login-error'), /Please log in again: .*invalid auth token/);
+    assert.equal(await page.locator('#main').isVisible(), false);
+    await login('reader', 'readpw');
+    await waitText(page.locator('#who'), /user: reader/);
+  });
+
   test('no script errors and no CSP violations', () => {
     assert.deepEqual(b.problems, []);
   });

@@ -90,6 +90,7 @@ async function start() {
     showLogin(`Please log in: ${e.message}`);
   });
   window.addEventListener('hashchange', show);
+  const hadToken = !!session().token;
   try {
     authEnabled = !!(await call('auth/status', {}, {noAuthHandler: true})).enabled;
   } catch (e) {
@@ -97,6 +98,7 @@ async function start() {
       // With auth on, AuthStatus itself needs a (valid) token.
       authEnabled = true;
       setSession(null);
+      if (hadToken) return showLogin(`Please log in again: ${e.message}`);
     } else {
       noGateway = e.status === 404;
       say($('banner'), noGateway
