@@ -9,7 +9,9 @@
 #      oxcd-only list (scripts/compat.sh, crates/server/tests/it/oxcd_only.txt);
 #   4. runs the Python tests against oxcd and against etcd;
 #   5. runs the CI subset of etcd 3.4.23's own e2e suite against oxcd (scripts/e2e.sh --ci);
-#   6. checks formatting (cargo fmt --check) and lints (cargo clippy -D warnings).
+#   6. runs the dashboard's end-to-end tests (tests/ui: node --test, playwright-core driving
+#      Debian's chromium; apt installs chromium/chromium-driver, `npm ci` the test deps);
+#   7. checks formatting (cargo fmt --check) and lints (cargo clippy -D warnings).
 # Every step runs even if an earlier one failed; the exit status is non-zero if any failed.
 # Servers are started by the tests themselves on 127.0.0.1 with random ports.
 set -uo pipefail
@@ -92,16 +94,31 @@ install_venv() {
   venv_ok
 }
 
+install_ui_deps() {
+  # The dashboard tests: Debian's Chromium (no browser download) and playwright-core from
+  # npm (package-lock.json pins it). With CI=true a missing Chromium fails the tests.
+  if ! [ -x /usr/bin/chromium ] || ! command -v chromedriver >/dev/null || ! command -v npm >/dev/null; then
+    log "installing chromium chromium-driver npm"
+    apt_install chromium chromium-driver fonts-liberation nodejs npm || return 1
+  fi
+  (cd tests/ui && npm ci --no-audit --no-fund)
+}
+
+ui_run() {
+  (cd tests/ui && node --test --test-concurrency=1)
+}
+
 pytest_run() {
   # pytest exits 5 when it collected no tests: that is a failure here.
   "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/python "$@"
 }
 
 export ROOT VENV START
-export -f log apt_install install_etcd venv_ok install_venv pytest_run
+export -f log apt_install install_etcd venv_ok install_venv install_ui_deps ui_run pytest_run
 
 step "install etcd 3.4 and protoc (apt)" 900 install_etcd
 step "install python venv" 900 install_venv
+step "install chromium and the UI test deps (apt, npm ci)" 900 install_ui_deps
 step "cargo fmt --check" 300 cargo fmt --all -- --check
 OXCD_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/oxcd"
 # Test-only builds of oxcd share one target dir of their own (the normal one is untouched;
@@ -137,12 +154,14 @@ if step "cargo build (workspace, all targets)" 2400 cargo test --workspace --no-
   # etcd 3.4.23's own e2e suite, the subset that fits CI (scripts/e2e-ci.txt); the full
   # suite is `scripts/e2e.sh` (and `--reference` for Debian's etcd).
   step "etcd e2e suite (CI subset)" 1800 bash scripts/e2e.sh --ci
+  step "dashboard tests (headless chromium)" 600 env OXCD_BIN="$OXCD_BIN" bash -c ui_run
 else
   FAILED+=("cargo test --workspace (oxcd): skipped, build failed")
   FAILED+=("cargo compat tests (real etcd): skipped, build failed")
   FAILED+=("python tests (oxcd): skipped, build failed")
   FAILED+=("etcd e2e suite (CI subset): skipped, build failed")
   FAILED+=("fsync mutation: skipped, build failed")
+  FAILED+=("dashboard tests: skipped, build failed")
 fi
 step "python tests (real etcd)" 600 env OXCD_TEST_SERVER=etcd bash -c pytest_run
 

@@ -23,6 +23,7 @@ mod metrics;
 mod rewind;
 mod serve;
 mod stream;
+mod ui;
 
 use std::time::Duration;
 
@@ -46,6 +47,8 @@ pub struct HttpConfig {
     pub health_timeout: Duration,
     /// `--max-concurrent-streams`: gateway calls at once (`None`: no limit; see `limit`).
     pub max_concurrent_streams: Option<u32>,
+    /// `--enable-ui`: serve the dashboard at `/ui/` (off: those paths are 404).
+    pub enable_ui: bool,
 }
 
 impl Default for HttpConfig {
@@ -57,15 +60,16 @@ impl Default for HttpConfig {
             max_request_bytes: 4 * 1024 * 1024,
             health_timeout: Duration::from_secs(2),
             max_concurrent_streams: None,
+            enable_ui: true,
         }
     }
 }
 
 /// Every HTTP route of a client URL: the JSON gateway, `/health`, `/livez`, `/readyz`,
-/// `/version` and `/metrics`. Unknown paths answer 404 with a JSON error.
+/// `/version`, `/metrics` and (when on) `/ui/`. Unknown paths answer 404 with a JSON error.
 pub fn router(grpc: Routes, cfg: HttpConfig) -> Router {
     let clients = clients::Clients::new(grpc);
-    Router::new()
+    with_ui(Router::new(), &cfg)
         .merge(
             gateway::routes(clients.clone(), &cfg).layer(axum::middleware::from_fn_with_state(
                 limit::Slots::new(cfg.max_concurrent_streams),
@@ -79,11 +83,20 @@ pub fn router(grpc: Routes, cfg: HttpConfig) -> Router {
 }
 
 /// The routes of a `--listen-metrics-urls` listener (as etcd: `/metrics`, `/health`,
-/// `/livez`, `/readyz`, `/version`), without the JSON gateway.
+/// `/livez`, `/readyz`, `/version`) and the dashboard when on, without the JSON gateway (the
+/// dashboard's performance page works there; the others say the gateway is elsewhere).
 pub fn metrics_router(grpc: Routes, cfg: HttpConfig) -> Router {
     let clients = clients::Clients::new(grpc);
-    Router::new()
+    with_ui(Router::new(), &cfg)
         .merge(health::routes(clients, &cfg))
         .merge(metrics::routes())
         .fallback(error::not_found)
+}
+
+fn with_ui(r: Router, cfg: &HttpConfig) -> Router {
+    if cfg.enable_ui {
+        r.merge(ui::routes())
+    } else {
+        r
+    }
 }

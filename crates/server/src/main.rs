@@ -195,6 +195,7 @@ async fn run(cfg: config::Config) -> Result<()> {
         max_request_bytes: cfg.max_request_bytes * 4 / 3 + 64 * 1024,
         health_timeout: Duration::from_secs(2),
         max_concurrent_streams: Some(cfg.max_concurrent_streams),
+        enable_ui: cfg.enable_ui,
     };
     let serve_cfg = oxcd_http::ServeConfig {
         max_concurrent_streams: Some(cfg.max_concurrent_streams),

@@ -47,6 +47,7 @@ impl Server {
             max_request_bytes: 1024 * 1024,
             health_timeout: Duration::from_secs(1),
             max_concurrent_streams: None,
+            enable_ui: true,
         };
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();

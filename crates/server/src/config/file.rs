@@ -239,6 +239,12 @@ mod tests {
     }
 
     #[test]
+    fn enable_ui_key() {
+        assert!(!load("enable-ui: false\n", &[]).unwrap().enable_ui);
+        assert!(load("enable-ui: true\n", &[]).unwrap().enable_ui);
+    }
+
+    #[test]
     fn etcd_sample_keys_load() {
         let sample = include_str!("../../../../scripts/e2e/etcd.conf.yml.sample");
         let cfg = load(sample, &[]).unwrap();

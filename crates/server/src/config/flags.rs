@@ -157,6 +157,10 @@ pub(super) struct Flags {
     /// Set level of detail for exported metrics, specify 'extensive' to include server side grpc histogram metrics.
     #[arg(long, value_name = "LEVEL", default_value = "basic")]
     pub(super) metrics: String,
+    /// Serve the built-in web dashboard at /ui/ on the client and metrics listeners (oxcd only).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", default_value = "true")]
+    pub(super) enable_ui: String,
     /// Path to the server configuration file (etcd's YAML keys); other flags and ETCD_*
     /// environment variables are then ignored.
     #[arg(long, value_name = "FILE")]

@@ -316,6 +316,8 @@ pub struct Config {
     pub auto_compaction: Option<AutoCompaction>,
     /// `--enable-pprof` (accepted; oxcd has no pprof endpoint).
     pub enable_pprof: bool,
+    /// `--enable-ui`: the web dashboard at `/ui/` (an oxcd addition; default on).
+    pub enable_ui: bool,
     /// `--metrics`.
     pub metrics: Metrics,
     /// `--cert-file`, `--key-file`, `--trusted-ca-file`, `--client-cert-auth`,

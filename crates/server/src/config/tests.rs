@@ -82,6 +82,7 @@ fn defaults_match_etcd() {
     assert!(!cfg.enable_lease_checkpoint);
     assert_eq!(cfg.auto_compaction, None);
     assert!(!cfg.enable_pprof);
+    assert!(cfg.enable_ui);
     assert_eq!(cfg.metrics, Metrics::Basic);
     assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
     assert_eq!(cfg, Config::default());
@@ -711,3 +712,12 @@ fn unrecognized_env_vars() {
 // The value parsers and the list of etcd 3.4 flags, in their own file.
 #[path = "tests_etcd34.rs"]
 mod etcd34;
+
+#[test]
+fn enable_ui_flag_env_and_file() {
+    assert!(ok(&["--enable-ui"]).enable_ui);
+    assert!(!ok(&["--enable-ui=false"]).enable_ui);
+    assert!(err(&["--enable-ui=maybe"]).contains("maybe"));
+    let env = |k: &str| (k == "ETCD_ENABLE_UI").then(|| "false".to_owned());
+    assert!(!Config::from_args(["oxcd"], env).unwrap().enable_ui);
+}

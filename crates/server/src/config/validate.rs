@@ -302,6 +302,7 @@ impl Builder<'_> {
             parse_go_bool,
         )?;
         let enable_pprof = self.parse("enable_pprof", &f.enable_pprof, parse_go_bool)?;
+        let enable_ui = self.parse("enable_ui", &f.enable_ui, parse_go_bool)?;
 
         let mut log_level = self.parse("log_level", &f.log_level, parse_log_level)?;
         // etcd 3.4's deprecated `--debug`.
@@ -415,6 +416,7 @@ impl Builder<'_> {
             enable_lease_checkpoint,
             auto_compaction,
             enable_pprof,
+            enable_ui,
             metrics,
             client_tls: tls.client,
             peer_tls: tls.peer,
