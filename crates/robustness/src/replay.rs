@@ -500,13 +500,16 @@ fn realtime_checks(ops: &[Op], claims: &BTreeMap<i64, usize>, rep: &mut ReplayRe
 pub fn lost_writes(ops: &[Op], member: usize, dump: &BTreeMap<String, Kv>, out: &mut Vec<String>) {
     let mut last_delete: HashMap<String, i64> = HashMap::new();
     let mut maybe_deleted: BTreeSet<String> = BTreeSet::new();
-    let mut any_unknown_revoke = false;
-    // Per key, the newest revision a put attached it to a lease at (i64::MAX: a leased put
-    // of unknown outcome, which may have landed at any revision).
-    let mut last_leased_put: HashMap<String, i64> = HashMap::new();
-    let mut leased = |key: &String, rev: i64| {
-        let e = last_leased_put.entry(key.clone()).or_insert(rev);
-        *e = (*e).max(rev);
+    // Revision each lease was revoked at (i64::MAX: a revoke of unknown outcome, which may
+    // have happened at any point after it was sent).
+    let mut revoked: HashMap<i64, i64> = HashMap::new();
+    // Per key, the leased puts: (revision, lease), i64::MAX for one of unknown outcome.
+    let mut leased_puts: HashMap<String, Vec<(i64, i64)>> = HashMap::new();
+    let mut leased = |key: &String, rev: i64, lease: i64| {
+        leased_puts
+            .entry(key.clone())
+            .or_default()
+            .push((rev, lease));
     };
     for op in ops {
         let unknown = matches!(op.out, Outcome::Unknown(_));
@@ -534,7 +537,12 @@ pub fn lost_writes(ops: &[Op], member: usize, dump: &BTreeMap<String, Kv>, out: 
                     }
                 }
             }
-            (Request::LeaseRevoke { .. }, _) => any_unknown_revoke = true,
+            (Request::LeaseRevoke { id }, Some(r)) => {
+                revoked.insert(*id, r.rev());
+            }
+            (Request::LeaseRevoke { id }, None) if unknown => {
+                revoked.insert(*id, i64::MAX);
+            }
             _ => {}
         }
         let put_rev = match op.ok() {
@@ -544,12 +552,12 @@ pub fn lost_writes(ops: &[Op], member: usize, dump: &BTreeMap<String, Kv>, out: 
         };
         if let Some(rev) = put_rev {
             match &op.req {
-                Request::Put { key, lease, .. } if *lease != 0 => leased(key, rev),
+                Request::Put { key, lease, .. } if *lease != 0 => leased(key, rev, *lease),
                 Request::Txn { then, els, .. } => {
                     for o in then.iter().chain(els) {
                         if let TxnOp::Put { key, lease, .. } = o {
                             if *lease != 0 {
-                                leased(key, rev);
+                                leased(key, rev, *lease);
                             }
                         }
                     }
@@ -560,8 +568,8 @@ pub fn lost_writes(ops: &[Op], member: usize, dump: &BTreeMap<String, Kv>, out: 
     }
     for op in ops {
         let Some(r) = claims_rev(op) else { continue };
-        let puts: Vec<(&String, &String, i64)> = match &op.req {
-            Request::Put { key, value, lease } => vec![(key, value, *lease)],
+        let puts: Vec<(&String, &String)> = match &op.req {
+            Request::Put { key, value, .. } => vec![(key, value)],
             Request::Txn { then, els, .. } => {
                 let ok = matches!(
                     op.ok(),
@@ -573,8 +581,8 @@ pub fn lost_writes(ops: &[Op], member: usize, dump: &BTreeMap<String, Kv>, out: 
                 (if ok { then } else { els })
                     .iter()
                     .filter_map(|o| {
-                        if let TxnOp::Put { key, value, lease } = o {
-                            Some((key, value, *lease))
+                        if let TxnOp::Put { key, value, .. } = o {
+                            Some((key, value))
                         } else {
                             None
                         }
@@ -583,14 +591,13 @@ pub fn lost_writes(ops: &[Op], member: usize, dump: &BTreeMap<String, Kv>, out: 
             }
             _ => vec![],
         };
-        for (k, v, lease) in puts {
+        for (k, v) in puts {
             let ok = match dump.get(k) {
                 Some(kv) => kv.modr > r || (kv.modr == r && &kv.value == v),
                 None => {
                     last_delete.get(k).is_some_and(|d| *d > r)
                         || maybe_deleted.contains(k)
-                        || (any_unknown_revoke
-                            && (lease != 0 || last_leased_put.get(k).is_some_and(|l| *l > r)))
+                        || revoked_after(&leased_puts, &revoked, k, r)
                 }
             };
             if !ok {
@@ -601,4 +608,24 @@ pub fn lost_writes(ops: &[Op], member: usize, dump: &BTreeMap<String, Kv>, out: 
             }
         }
     }
+}
+
+/// Whether a lease revoke explains `key` missing after a write at revision `r`: a put at or
+/// after `r` attached the key to a lease that was revoked after that put (a put or revoke of
+/// unknown outcome may have landed at any revision). Only the revoke of the key's own lease
+/// explains it, not any revoke at all.
+fn revoked_after(
+    leased_puts: &HashMap<String, Vec<(i64, i64)>>,
+    revoked: &HashMap<i64, i64>,
+    key: &str,
+    r: i64,
+) -> bool {
+    leased_puts.get(key).is_some_and(|puts| {
+        puts.iter().any(|&(put_rev, lease)| {
+            put_rev >= r
+                && revoked
+                    .get(&lease)
+                    .is_some_and(|&rv| rv == i64::MAX || put_rev == i64::MAX || rv > put_rev)
+        })
+    })
 }

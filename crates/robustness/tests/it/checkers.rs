@@ -283,3 +283,43 @@ fn serializable_going_back_is_flagged() {
     let h = vec![s(0, 1, 5, 5), s(1, 3, 6, 4)]; // concurrent: fine
     assert!(serializable::check(&h).1.is_empty());
 }
+
+/// Only the revoke of the key's own lease explains a missing key: a successful revoke of
+/// another lease, or one that ran before the leased put, does not (the checker used to excuse
+/// every leased put once any revoke had run).
+#[test]
+fn only_the_revoke_of_the_keys_own_lease_explains_it() {
+    let h = |revoked: i64, revoke_rev: i64| {
+        vec![
+            op(
+                0,
+                10,
+                20,
+                Request::Put {
+                    key: "a".into(),
+                    value: "1".into(),
+                    lease: 7,
+                },
+                ok(Response::Put { rev: 4 }),
+            ),
+            op(
+                1,
+                30,
+                40,
+                Request::LeaseRevoke { id: revoked },
+                ok(Response::LeaseRevoke { rev: revoke_rev }),
+            ),
+        ]
+    };
+    let mut out = Vec::new();
+    replay::lost_writes(&h(7, 5), 0, &BTreeMap::new(), &mut out);
+    assert!(
+        out.is_empty(),
+        "its own lease revoked after the put: {out:?}"
+    );
+    for (lease, rev) in [(8, 5), (7, 3)] {
+        let mut out = Vec::new();
+        replay::lost_writes(&h(lease, rev), 0, &BTreeMap::new(), &mut out);
+        assert_eq!(out.len(), 1, "revoke of lease {lease} at {rev}: {out:?}");
+    }
+}
