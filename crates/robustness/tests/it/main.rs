@@ -3,3 +3,4 @@
 
 mod checkers;
 mod robustness;
+mod watch_checker;
