@@ -26,6 +26,7 @@ pub struct Global {
         env = "ETCDCTL_ENDPOINTS",
         default_value = "127.0.0.1:2379",
         value_delimiter = ',',
+        action = ArgAction::Append,
         global = true
     )]
     pub endpoints: Vec<String>,
@@ -352,7 +353,7 @@ pub enum AlarmCmd {
 #[derive(Debug, Subcommand)]
 pub enum SnapshotCmd {
     /// Stores an etcd node backend snapshot to a given file
-    Save { filename: String },
+    Save { filename: Option<String> },
     /// Gets backend snapshot status of a given file (offline: use oxcdutl)
     Status { filename: String },
     /// Restores an etcd member snapshot to an etcd directory (offline: use oxcdutl)
@@ -369,12 +370,15 @@ pub enum AuthCmd {
     Status,
 }
 
+// Positional arguments of user/role commands are collected as given and checked by the
+// command, so a wrong count fails with etcdctl's text and exit code.
+
 #[derive(Debug, Subcommand)]
 pub enum UserCmd {
     /// Adds a new user
     Add {
         /// <user name or user:password>
-        user: String,
+        args: Vec<String>,
         /// Read password from stdin instead of interactive terminal
         #[arg(long = "interactive", default_value = "true", action = ArgAction::Set)]
         interactive: bool,
@@ -382,60 +386,61 @@ pub enum UserCmd {
         #[arg(long = "no-password")]
         no_password: bool,
         /// Supply password from the command line flag
-        #[arg(long = "new-user-password")]
-        new_user_password: Option<String>,
+        #[arg(long = "new-user-password", default_value = "")]
+        new_user_password: String,
     },
     /// Deletes a user
-    Delete { name: String },
+    Delete { args: Vec<String> },
     /// Gets detailed information of a user
     Get {
-        name: String,
+        args: Vec<String>,
         /// Show permissions of roles granted to the user
         #[arg(long)]
         detail: bool,
     },
     /// Lists all users
-    List,
+    List { args: Vec<String> },
     /// Changes password of user
     Passwd {
-        name: String,
+        args: Vec<String>,
         #[arg(long = "interactive", default_value = "true", action = ArgAction::Set)]
         interactive: bool,
     },
     /// Grants a role to a user
-    GrantRole { user: String, role: String },
+    GrantRole { args: Vec<String> },
     /// Revokes a role from a user
-    RevokeRole { user: String, role: String },
+    RevokeRole { args: Vec<String> },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum RoleCmd {
     /// Adds a new role
-    Add { name: String },
+    Add { args: Vec<String> },
     /// Deletes a role
-    Delete { name: String },
+    Delete { args: Vec<String> },
     /// Gets detailed information of a role
-    Get { name: String },
+    Get { args: Vec<String> },
     /// Lists all roles
-    List,
+    List { args: Vec<String> },
     /// Grants a key to a role
     GrantPermission {
-        role: String,
-        perm_type: String,
-        key: String,
-        range_end: Option<String>,
+        /// <role name> <permission type> <key> [endkey]
+        args: Vec<String>,
+        /// grant a prefix permission
         #[arg(long)]
         prefix: bool,
+        /// grant a permission of keys that are greater than or equal to the given key
         #[arg(long = "from-key")]
         from_key: bool,
     },
     /// Revokes a key from a role
     RevokePermission {
-        role: String,
-        key: String,
-        range_end: Option<String>,
+        /// <role name> <key> [endkey]
+        args: Vec<String>,
+        /// revoke a prefix permission
         #[arg(long)]
         prefix: bool,
+        /// revoke a permission of keys that are greater than or equal to the given key
         #[arg(long = "from-key")]
         from_key: bool,
     },
@@ -443,7 +448,7 @@ pub enum RoleCmd {
 
 #[derive(Debug, Args)]
 pub struct LockArgs {
-    pub name: String,
+    pub name: Option<String>,
     /// command to run while holding the lock
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
@@ -454,7 +459,7 @@ pub struct LockArgs {
 
 #[derive(Debug, Args)]
 pub struct ElectArgs {
-    pub name: String,
+    pub name: Option<String>,
     pub proposal: Option<String>,
     /// observation mode
     #[arg(short = 'l', long)]

@@ -134,6 +134,13 @@ impl Ctx {
                 *self.last.lock().expect("ctx lock") = Some(c.clone());
                 Ok(c)
             }
+            // etcdctl fails to make its client when the login is refused: a bad connection.
+            Ok(Err(e))
+                if e.message()
+                    .is_some_and(|m| m.contains("authentication failed")) =>
+            {
+                Err(CtlError::new(exit::BAD_CONNECTION, describe(&e)))
+            }
             Ok(Err(e)) => Err(e.into()),
             Err(_) => Err(CtlError::new(
                 exit::BAD_CONNECTION,

@@ -1,0 +1,1 @@
+//! make-mirror tests (see mirror_* tests).
