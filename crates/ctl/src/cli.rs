@@ -26,7 +26,6 @@ pub struct Global {
         env = "ETCDCTL_ENDPOINTS",
         default_value = "127.0.0.1:2379",
         value_delimiter = ',',
-        action = ArgAction::Append,
         global = true
     )]
     pub endpoints: Vec<String>,
@@ -159,6 +158,8 @@ pub enum Cmd {
     Lock(LockArgs),
     /// Observes and participates in leader election
     Elect(ElectArgs),
+    /// Makes a mirror at the destination etcd cluster
+    MakeMirror(MirrorArgs),
     /// Prints the version of etcdctl
     Version,
 }
@@ -464,4 +465,34 @@ pub struct ElectArgs {
     /// observation mode
     #[arg(short = 'l', long)]
     pub listen: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MirrorArgs {
+    /// <destination>
+    pub dest: Vec<String>,
+    /// Key-value prefix to mirror
+    #[arg(long, default_value = "")]
+    pub prefix: String,
+    /// destination prefix to mirror a prefix to a different prefix in the destination cluster
+    #[arg(long = "dest-prefix", default_value = "")]
+    pub dest_prefix: String,
+    /// mirror key-values to the root of the destination cluster
+    #[arg(long = "no-dest-prefix")]
+    pub no_dest_prefix: bool,
+    /// Identify secure client using this TLS certificate file for the destination cluster
+    #[arg(long = "dest-cert")]
+    pub dest_cert: Option<String>,
+    /// Identify secure client using this TLS key file
+    #[arg(long = "dest-key")]
+    pub dest_key: Option<String>,
+    /// Verify certificates of TLS enabled secure servers using this CA bundle
+    #[arg(long = "dest-cacert")]
+    pub dest_cacert: Option<String>,
+    /// Disable transport security for client connections
+    #[arg(long = "dest-insecure-transport", num_args = 0..=1, default_missing_value = "true", default_value = "true", action = ArgAction::Set)]
+    pub dest_insecure_transport: bool,
+    /// How often the count of mirrored keys is printed (oxcdctl; for tests)
+    #[arg(long = "report-interval", default_value = "30s", hide = true)]
+    pub report_interval: String,
 }
