@@ -88,11 +88,8 @@ fn mirror_suite(kind: ServerKind) {
     );
     let base = ["1=one", "2=two"];
     let (e, o) = wait_for(&d, &base);
-    assert_eq!(
-        (e.as_slice(), o.as_slice()),
-        (&base[..], &base[..]),
-        "initial sync"
-    );
+    assert_eq!(e, base, "etcdctl's initial sync");
+    assert_eq!(o, base, "oxcdctl's initial sync");
     // Live changes: a put, an overwrite, a delete, and a key outside the prefix.
     for args in [
         &["put", "m/3", "three"][..],
