@@ -158,6 +158,9 @@ pub enum Cmd {
     Lock(LockArgs),
     /// Observes and participates in leader election
     Elect(ElectArgs),
+    /// commands for checking properties of the etcd cluster
+    #[command(subcommand)]
+    Check(CheckCmd),
     /// Makes a mirror at the destination etcd cluster
     MakeMirror(MirrorArgs),
     /// Prints the version of etcdctl
@@ -495,4 +498,50 @@ pub struct MirrorArgs {
     /// How often the count of mirrored keys is printed (oxcdctl; for tests)
     #[arg(long = "report-interval", default_value = "30s", hide = true)]
     pub report_interval: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CheckCmd {
+    /// Check the performance of the etcd cluster
+    Perf(CheckPerfArgs),
+    /// Check the memory usage of holding data for different workloads on a given server endpoint.
+    Datascale(CheckDatascaleArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckPerfArgs {
+    /// The performance check's workload model. Accepted workloads: s(small), m(medium), l(large), xl(xLarge)
+    #[arg(long, default_value = "s")]
+    pub load: String,
+    /// The prefix for writing the performance check's keys.
+    #[arg(long, default_value = "/etcdctl-check-perf/")]
+    pub prefix: String,
+    /// Compact storage with last revision after test is finished.
+    #[arg(long = "auto-compact")]
+    pub auto_compact: bool,
+    /// Defragment storage after test is finished.
+    #[arg(long = "auto-defrag")]
+    pub auto_defrag: bool,
+    /// Seconds to run instead of the workload's 60 (oxcdctl; for tests)
+    #[arg(long, hide = true)]
+    pub duration: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckDatascaleArgs {
+    /// The datascale check's workload model. Accepted workloads: s(small), m(medium), l(large), xl(xLarge)
+    #[arg(long, default_value = "s")]
+    pub load: String,
+    /// The prefix for writing the datascale check's keys.
+    #[arg(long, default_value = "/etcdctl-check-datascale/")]
+    pub prefix: String,
+    /// Compact storage with last revision after test is finished.
+    #[arg(long = "auto-compact")]
+    pub auto_compact: bool,
+    /// Defragment storage after test is finished.
+    #[arg(long = "auto-defrag")]
+    pub auto_defrag: bool,
+    /// Keys to write instead of the workload's count (oxcdctl; for tests)
+    #[arg(long, hide = true)]
+    pub keys: Option<u64>,
 }

@@ -5,6 +5,7 @@
 //! streaming commands, which print as events arrive).
 
 pub mod auth;
+pub mod check;
 pub mod cluster;
 pub mod kv;
 pub mod lease;
@@ -276,6 +277,7 @@ async fn dispatch(ctx: &Ctx, cmd: Cmd) -> CtlResult {
         Cmd::Role(c) => auth::role(ctx, c).await,
         Cmd::Lock(a) => lock::lock(ctx, a).await,
         Cmd::Elect(a) => lock::elect(ctx, a).await,
+        Cmd::Check(c) => check::check(ctx, c).await,
         Cmd::MakeMirror(a) => mirror::make_mirror(ctx, a).await,
         Cmd::Version => {
             println!("oxcdctl version: {}", env!("CARGO_PKG_VERSION"));
