@@ -147,7 +147,7 @@ pub async fn elect(ctx: &Ctx, a: ElectArgs) -> CtlResult {
                     Some(Ok(l)) => {
                         if let Some(kv) = &l.kv {
                             let r = oxcd_client::pb::RangeResponse {
-                                header: l.header.clone(),
+                                header: l.header,
                                 kvs: vec![kv.clone()],
                                 count: 1,
                                 more: false,

@@ -50,7 +50,9 @@ pub async fn make_mirror(ctx: &Ctx, a: MirrorArgs) -> CtlResult {
                 domain: None,
             }
         });
-    let dc = ctx.client_with(&[dest.clone()], tls, None).await?;
+    let dc = ctx
+        .client_with(std::slice::from_ref(dest), tls, None)
+        .await?;
     let c = ctx.client().await?;
 
     let total = Arc::new(AtomicI64::new(0));
