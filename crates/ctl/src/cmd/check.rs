@@ -240,18 +240,28 @@ async fn perf(ctx: &Ctx, a: CheckPerfArgs) -> CtlResult {
     let bar = Bar::new(secs);
     let start = Instant::now();
     let end = start + Duration::from_secs(secs);
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / limit as f64));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // etcdctl paces puts with a limiter of `limit`/s and a burst of one; timers here tick
+    // at about 1 ms, so a lag of up to 10 ms of puts may be made up at once.
+    let max_lag = limit / 100 + 1;
     let mut rng = seed();
     let mut shown = 0;
+    let mut sent: u64 = 0;
     loop {
-        tick.tick().await;
-        if Instant::now() >= end {
+        let now = Instant::now();
+        if now >= end {
             break;
+        }
+        let due = (now.duration_since(start).as_secs_f64() * limit as f64) as u64 + 1;
+        sent = sent.max(due.saturating_sub(max_lag));
+        if sent >= due {
+            let next = start + Duration::from_secs_f64(sent as f64 / limit as f64);
+            tokio::time::sleep_until(next.into()).await;
+            continue;
         }
         if tx.send(key(&a.prefix, 256, &mut rng)).await.is_err() {
             break;
         }
+        sent += 1;
         let s = start.elapsed().as_secs();
         if s != shown {
             shown = s;
