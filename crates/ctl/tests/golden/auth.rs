@@ -99,7 +99,24 @@ fn auth_suite(kind: ServerKind) {
         g.check_undo(grant, None, Exact, &[revoke]);
     }
     g.check(&["role", "get", "r1"], Exact);
-    g.check(&["role", "get", "r1", "-w", "json"], Exact);
+    for w in ["json", "fields", "protobuf", "table"] {
+        g.check(&["role", "get", "r1", "-w", w], Exact);
+        g.check(&["role", "list", "-w", w], Exact);
+        g.check(&["user", "list", "-w", w], Exact);
+        g.check(&["user", "get", "alice", "-w", w], Exact);
+    }
+    g.check_undo(
+        &["role", "add", "r2", "-w", "fields"],
+        None,
+        Exact,
+        &[&["role", "delete", "r2"]],
+    );
+    g.check_undo(
+        &["role", "delete", "r2", "-w", "json"],
+        None,
+        Exact,
+        &[&["role", "add", "r2"]],
+    );
     g.check(&["role", "list"], Exact);
     g.check(&["role", "get", "nosuch"], Exact);
     g.check(&["role", "delete", "nosuch"], Exact);

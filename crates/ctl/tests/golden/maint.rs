@@ -131,6 +131,7 @@ pub(super) fn golden(g: &mut Golden) {
         g.check(&["endpoint", "hashkv", "--cluster", "-w", w], Exact);
     }
     g.check(&["endpoint", "hashkv", "--rev=1"], Exact);
+    g.check(&["endpoint", "hashkv", "-w", "protobuf"], Exact);
     snapshot(g);
     lock(g);
     elect(g);
