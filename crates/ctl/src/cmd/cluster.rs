@@ -426,8 +426,9 @@ pub async fn endpoint(ctx: &Ctx, a: EndpointArgs) -> CtlResult {
                 }
             }
             print_hashkv(ctx, &hs)?;
+            // etcdctl's client reaches the endpoints lazily: a dead one is an ERROR (1).
             if let Some(e) = last_err {
-                return Err(e);
+                return Err(CtlError::new(exit::ERROR, e.to_string()));
             }
         }
     }

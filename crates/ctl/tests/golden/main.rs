@@ -65,7 +65,7 @@ fn run_for(bin: &PathBuf, ep: &str, args: &[&str], stdin: Option<&str>, limit: D
     }
 }
 
-/// Replace every run of digits (and 16-digit hex ids) by `N`.
+/// Replace every run of digits (and hex ids) by `N`.
 fn mask_numbers(s: &str) -> String {
     let mut out = String::new();
     let mut prev_digit = false;
@@ -74,7 +74,11 @@ fn mask_numbers(s: &str) -> String {
             Some((i, c)) if !c.is_ascii_alphanumeric() => (&w[..i], &w[i..]),
             _ => (w, ""),
         };
-        let is_hex_id = word.len() == 16 && word.chars().all(|c| c.is_ascii_hexdigit());
+        // Lease and member ids as `%x` prints them: up to 16 hex digits, leading zeros
+        // dropped.
+        let is_hex_id = (8..=16).contains(&word.len())
+            && word.chars().all(|c| c.is_ascii_hexdigit())
+            && word.chars().any(|c| c.is_ascii_digit());
         if is_hex_id || (!word.is_empty() && word.chars().all(|c| c.is_ascii_digit())) {
             if !prev_digit {
                 out.push('N');

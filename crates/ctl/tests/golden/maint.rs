@@ -132,6 +132,7 @@ pub(super) fn golden(g: &mut Golden) {
     }
     g.check(&["endpoint", "hashkv", "--rev=1"], Exact);
     g.check(&["endpoint", "hashkv", "-w", "protobuf"], Exact);
+    failing_endpoint(&g.ep);
     snapshot(g);
     lock(g);
     elect(g);
@@ -280,4 +281,27 @@ fn elect(g: &mut Golden) {
     compare_lines(g, "elect -l E1", &seen_a, &seen_b);
     obs_a.stop();
     obs_b.stop();
+}
+
+/// Beyond etcdctl: per-endpoint commands with one dead endpoint print the live one's
+/// result, name the dead one on stderr and fail.
+fn failing_endpoint(ep: &str) {
+    let bad = format!("127.0.0.1:{}", oxcd_testkit::free_port());
+    let eps = format!("--endpoints={ep},{bad}");
+    for args in [
+        &["endpoint", "hashkv"][..],
+        &["endpoint", "status"],
+        &["defrag"],
+    ] {
+        let mut full = vec![eps.as_str(), "--dial-timeout=500ms", "--command-timeout=2s"];
+        full.extend_from_slice(args);
+        let r = run_for(&oxcdctl(), ep, &full, None, Duration::from_secs(15));
+        assert_eq!(r.code, 1, "{args:?}: {}{}", r.stdout, r.stderr);
+        assert!(r.stdout.contains(ep), "{args:?} prints {ep}: {}", r.stdout);
+        assert!(
+            r.stderr.contains(&bad) && !r.stdout.contains(&bad),
+            "{args:?} names {bad} on stderr: {}",
+            r.stderr
+        );
+    }
 }
