@@ -470,3 +470,30 @@ async fn datascale(ctx: &Ctx, a: CheckDatascaleArgs) -> CtlResult {
     println!("PASS: Approximate system memory used : {mb:.2} MB.");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_have_the_prefix_and_size_and_differ() {
+        let mut rng = 7;
+        let a = key("/p/", 256, &mut rng);
+        let b = key("/p/", 256, &mut rng);
+        assert_eq!(a.len(), 3 + 256);
+        assert!(a.starts_with(b"/p/"));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn report_stats() {
+        let r = Report {
+            lats: vec![0.1, 0.3],
+            ..Default::default()
+        };
+        assert!((r.slowest() - 0.3).abs() < 1e-9);
+        assert!((r.stddev() - 0.1).abs() < 1e-9);
+        assert!(!r.print_errors());
+        assert!(model("xLarge").is_ok() && model("x").is_err());
+    }
+}

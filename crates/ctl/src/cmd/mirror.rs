@@ -201,3 +201,16 @@ async fn commit(dc: &oxcd_client::Client, ops: Vec<pb::RequestOp>) -> CtlResult 
     .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::rename;
+
+    #[test]
+    fn renames_like_go_strings_replace_once() {
+        assert_eq!(rename(b"m/1", "m/", "e/"), b"e/1");
+        assert_eq!(rename(b"m/m/1", "m/", "e/"), b"e/m/1");
+        assert_eq!(rename(b"m/1", "m/", ""), b"1");
+        assert_eq!(rename(b"k", "", "d/"), b"d/k");
+    }
+}
