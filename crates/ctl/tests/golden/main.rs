@@ -239,6 +239,7 @@ impl Golden {
     }
 
     fn finish(self) {
+        eprintln!("golden: {} commands compared", self.checked);
         assert!(
             self.failures.is_empty(),
             "{} of {} commands differ:\n{}",
