@@ -17,21 +17,35 @@ use super::{bad_args, Ctx};
 use crate::cli::{ElectArgs, LockArgs};
 use crate::{exit, CtlError, CtlResult};
 
-/// Resolves on the first SIGINT or SIGTERM.
-pub async fn interrupted() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) {
-        (Ok(mut i), Ok(mut t)) => {
-            tokio::select! {
-                _ = i.recv() => {}
-                _ = t.recv() => {}
+/// SIGINT and SIGTERM, caught from creation on (so a signal that arrives between two
+/// waits is not lost to the default action).
+pub struct Signals {
+    int: Option<tokio::signal::unix::Signal>,
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    pub fn new() -> Signals {
+        use tokio::signal::unix::{signal, SignalKind};
+        Signals {
+            int: signal(SignalKind::interrupt()).ok(),
+            term: signal(SignalKind::terminate()).ok(),
+        }
+    }
+
+    /// Resolves on the next SIGINT or SIGTERM.
+    pub async fn recv(&mut self) {
+        async fn one(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
             }
         }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
+        tokio::select! {
+            _ = one(&mut self.int) => {}
+            _ = one(&mut self.term) => {}
         }
     }
 }
@@ -55,6 +69,7 @@ pub async fn lock(ctx: &Ctx, a: LockArgs) -> CtlResult {
             "lock takes a lock name argument and an optional command to execute",
         ));
     };
+    let mut sig = Signals::new();
     let c = ctx.client().await?;
     let s = Session::new(
         &c,
@@ -66,7 +81,7 @@ pub async fn lock(ctx: &Ctx, a: LockArgs) -> CtlResult {
     .await?;
     let r = tokio::select! {
         r = c.lock(name.clone(), s.lease()) => r?,
-        _ = interrupted() => {
+        _ = sig.recv() => {
             let _ = s.close().await;
             return Err(canceled());
         }
@@ -98,7 +113,7 @@ pub async fn lock(ctx: &Ctx, a: LockArgs) -> CtlResult {
     print_range(ctx, &got)?;
     flush();
     tokio::select! {
-        _ = interrupted() => {}
+        _ = sig.recv() => {}
         _ = s.done() => {
             return Err(CtlError::new(exit::ERROR, "session expired"));
         }
@@ -138,6 +153,7 @@ pub async fn elect(ctx: &Ctx, a: ElectArgs) -> CtlResult {
     if a.proposal.is_some() && a.listen {
         return Err(bad_args("proposal given but -l is set"));
     }
+    let mut sig = Signals::new();
     let c = ctx.client().await?;
     let Some(prop) = a.proposal else {
         let mut obs = c.observe(name.clone()).await?;
@@ -159,14 +175,14 @@ pub async fn elect(ctx: &Ctx, a: ElectArgs) -> CtlResult {
                     Some(Err(e)) => return Err(e.into()),
                     None => return Err(CtlError::new(exit::ERROR, "elect: observer lost")),
                 },
-                _ = interrupted() => return Ok(()),
+                _ = sig.recv() => return Ok(()),
             }
         }
     };
     let s = Session::new(&c, SessionOptions::default()).await?;
     let r = tokio::select! {
         r = c.campaign(name.clone(), s.lease(), prop) => r?,
-        _ = interrupted() => {
+        _ = sig.recv() => {
             let _ = s.close().await;
             return Err(canceled());
         }
@@ -178,7 +194,7 @@ pub async fn elect(ctx: &Ctx, a: ElectArgs) -> CtlResult {
     print_range(ctx, &got)?;
     flush();
     tokio::select! {
-        _ = interrupted() => {}
+        _ = sig.recv() => {}
         _ = s.done() => return Err(CtlError::new(exit::ERROR, "elect: session expired")),
     }
     let resigned = c.resign(leader).await;
