@@ -158,6 +158,11 @@ pub enum Cmd {
     Lock(LockArgs),
     /// Observes and participates in leader election
     Elect(ElectArgs),
+    /// commands for checking properties of the etcd cluster
+    #[command(subcommand)]
+    Check(CheckCmd),
+    /// Makes a mirror at the destination etcd cluster
+    MakeMirror(MirrorArgs),
     /// Prints the version of etcdctl
     Version,
 }
@@ -352,7 +357,7 @@ pub enum AlarmCmd {
 #[derive(Debug, Subcommand)]
 pub enum SnapshotCmd {
     /// Stores an etcd node backend snapshot to a given file
-    Save { filename: String },
+    Save { filename: Option<String> },
     /// Gets backend snapshot status of a given file (offline: use oxcdutl)
     Status { filename: String },
     /// Restores an etcd member snapshot to an etcd directory (offline: use oxcdutl)
@@ -369,12 +374,15 @@ pub enum AuthCmd {
     Status,
 }
 
+// Positional arguments of user/role commands are collected as given and checked by the
+// command, so a wrong count fails with etcdctl's text and exit code.
+
 #[derive(Debug, Subcommand)]
 pub enum UserCmd {
     /// Adds a new user
     Add {
         /// <user name or user:password>
-        user: String,
+        args: Vec<String>,
         /// Read password from stdin instead of interactive terminal
         #[arg(long = "interactive", default_value = "true", action = ArgAction::Set)]
         interactive: bool,
@@ -382,60 +390,61 @@ pub enum UserCmd {
         #[arg(long = "no-password")]
         no_password: bool,
         /// Supply password from the command line flag
-        #[arg(long = "new-user-password")]
-        new_user_password: Option<String>,
+        #[arg(long = "new-user-password", default_value = "")]
+        new_user_password: String,
     },
     /// Deletes a user
-    Delete { name: String },
+    Delete { args: Vec<String> },
     /// Gets detailed information of a user
     Get {
-        name: String,
+        args: Vec<String>,
         /// Show permissions of roles granted to the user
         #[arg(long)]
         detail: bool,
     },
     /// Lists all users
-    List,
+    List { args: Vec<String> },
     /// Changes password of user
     Passwd {
-        name: String,
+        args: Vec<String>,
         #[arg(long = "interactive", default_value = "true", action = ArgAction::Set)]
         interactive: bool,
     },
     /// Grants a role to a user
-    GrantRole { user: String, role: String },
+    GrantRole { args: Vec<String> },
     /// Revokes a role from a user
-    RevokeRole { user: String, role: String },
+    RevokeRole { args: Vec<String> },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum RoleCmd {
     /// Adds a new role
-    Add { name: String },
+    Add { args: Vec<String> },
     /// Deletes a role
-    Delete { name: String },
+    Delete { args: Vec<String> },
     /// Gets detailed information of a role
-    Get { name: String },
+    Get { args: Vec<String> },
     /// Lists all roles
-    List,
+    List { args: Vec<String> },
     /// Grants a key to a role
     GrantPermission {
-        role: String,
-        perm_type: String,
-        key: String,
-        range_end: Option<String>,
+        /// <role name> <permission type> <key> [endkey]
+        args: Vec<String>,
+        /// grant a prefix permission
         #[arg(long)]
         prefix: bool,
+        /// grant a permission of keys that are greater than or equal to the given key
         #[arg(long = "from-key")]
         from_key: bool,
     },
     /// Revokes a key from a role
     RevokePermission {
-        role: String,
-        key: String,
-        range_end: Option<String>,
+        /// <role name> <key> [endkey]
+        args: Vec<String>,
+        /// revoke a prefix permission
         #[arg(long)]
         prefix: bool,
+        /// revoke a permission of keys that are greater than or equal to the given key
         #[arg(long = "from-key")]
         from_key: bool,
     },
@@ -443,7 +452,7 @@ pub enum RoleCmd {
 
 #[derive(Debug, Args)]
 pub struct LockArgs {
-    pub name: String,
+    pub name: Option<String>,
     /// command to run while holding the lock
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
@@ -454,9 +463,85 @@ pub struct LockArgs {
 
 #[derive(Debug, Args)]
 pub struct ElectArgs {
-    pub name: String,
+    pub name: Option<String>,
     pub proposal: Option<String>,
     /// observation mode
     #[arg(short = 'l', long)]
     pub listen: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MirrorArgs {
+    /// <destination>
+    pub dest: Vec<String>,
+    /// Key-value prefix to mirror
+    #[arg(long, default_value = "")]
+    pub prefix: String,
+    /// destination prefix to mirror a prefix to a different prefix in the destination cluster
+    #[arg(long = "dest-prefix", default_value = "")]
+    pub dest_prefix: String,
+    /// mirror key-values to the root of the destination cluster
+    #[arg(long = "no-dest-prefix")]
+    pub no_dest_prefix: bool,
+    /// Identify secure client using this TLS certificate file for the destination cluster
+    #[arg(long = "dest-cert")]
+    pub dest_cert: Option<String>,
+    /// Identify secure client using this TLS key file
+    #[arg(long = "dest-key")]
+    pub dest_key: Option<String>,
+    /// Verify certificates of TLS enabled secure servers using this CA bundle
+    #[arg(long = "dest-cacert")]
+    pub dest_cacert: Option<String>,
+    /// Disable transport security for client connections
+    #[arg(long = "dest-insecure-transport", num_args = 0..=1, default_missing_value = "true", default_value = "true", action = ArgAction::Set)]
+    pub dest_insecure_transport: bool,
+    /// How often the count of mirrored keys is printed (oxcdctl; for tests)
+    #[arg(long = "report-interval", default_value = "30s", hide = true)]
+    pub report_interval: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CheckCmd {
+    /// Check the performance of the etcd cluster
+    Perf(CheckPerfArgs),
+    /// Check the memory usage of holding data for different workloads on a given server endpoint.
+    Datascale(CheckDatascaleArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckPerfArgs {
+    /// The performance check's workload model. Accepted workloads: s(small), m(medium), l(large), xl(xLarge)
+    #[arg(long, default_value = "s")]
+    pub load: String,
+    /// The prefix for writing the performance check's keys.
+    #[arg(long, default_value = "/etcdctl-check-perf/")]
+    pub prefix: String,
+    /// Compact storage with last revision after test is finished.
+    #[arg(long = "auto-compact")]
+    pub auto_compact: bool,
+    /// Defragment storage after test is finished.
+    #[arg(long = "auto-defrag")]
+    pub auto_defrag: bool,
+    /// Seconds to run instead of the workload's 60 (oxcdctl; for tests)
+    #[arg(long, hide = true)]
+    pub duration: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckDatascaleArgs {
+    /// The datascale check's workload model. Accepted workloads: s(small), m(medium), l(large), xl(xLarge)
+    #[arg(long, default_value = "s")]
+    pub load: String,
+    /// The prefix for writing the datascale check's keys.
+    #[arg(long, default_value = "/etcdctl-check-datascale/")]
+    pub prefix: String,
+    /// Compact storage with last revision after test is finished.
+    #[arg(long = "auto-compact")]
+    pub auto_compact: bool,
+    /// Defragment storage after test is finished.
+    #[arg(long = "auto-defrag")]
+    pub auto_defrag: bool,
+    /// Keys to write instead of the workload's count (oxcdctl; for tests)
+    #[arg(long, hide = true)]
+    pub keys: Option<u64>,
 }

@@ -4,7 +4,8 @@
 //! Invariants:
 //! - Output goes to stdout (stderr where etcdctl uses it, e.g. `endpoint health`) exactly
 //!   as etcdctl 3.4 prints it for the chosen `-w` format;
-//!   errors go to stderr as `Error: <message>` with etcdctl's exit codes ([`exit`]).
+//!   errors go to stderr as `Error: <message>` with etcdctl's exit codes ([`exit`]); an
+//!   error with an empty message exits silently (its command printed the failure).
 //! - Beyond etcdctl: a failure to reach the cluster names the endpoint that failed.
 //! - Every unary command runs under `--command-timeout`; streaming commands (watch,
 //!   keep-alive, lock, elect, snapshot) run until done or interrupted.
@@ -93,7 +94,12 @@ fn main() -> ExitCode {
     match rt.block_on(cmd::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("Error: {e}");
+            // An empty message: the command already said what failed (etcdctl's bare
+            // `os.Exit`).
+            let msg = e.to_string();
+            if !msg.is_empty() {
+                eprintln!("Error: {msg}");
+            }
             ExitCode::from(e.code())
         }
     }

@@ -408,52 +408,72 @@ pub async fn endpoint(ctx: &Ctx, a: EndpointArgs) -> CtlResult {
             }
         }
         EndpointCmd::Hashkv { rev } => {
+            // etcdctl: each failure on stderr, the others printed, then the last error.
             let mut hs = Vec::new();
+            let mut last_err = None;
             for ep in &eps {
-                let c = ctx.client_of(std::slice::from_ref(ep)).await?;
-                match ctx.timed(c.hash_kv(rev)).await {
+                let r = async {
+                    let c = ctx.client_of(std::slice::from_ref(ep)).await?;
+                    ctx.timed(c.hash_kv(rev)).await
+                }
+                .await;
+                match r {
                     Ok(h) => hs.push((ep.clone(), h)),
                     Err(e) => {
-                        return Err(CtlError::new(
-                            exit::ERROR,
-                            format!("Failed to get the hash of endpoint {ep} ({e})"),
-                        ))
+                        eprintln!("Failed to get the hash of endpoint {ep} ({e})");
+                        last_err = Some(e);
                     }
                 }
             }
-            match ctx.fmt {
-                Format::Json => {
-                    let v = hs.iter().map(|(ep, h)| {
-                        let hr = json::Obj::new()
-                            .opt("header", json::header(h.header.as_ref()))
-                            .num("hash", h.hash)
-                            .num("compact_revision", h.compact_revision)
-                            .end();
-                        json::Obj::new()
-                            .raw("Endpoint", json::s(ep))
-                            .raw("HashKV", hr)
-                            .end()
-                    });
-                    println!("{}", json::arr(v));
-                }
-                Format::Table => {
-                    let rows: Vec<Vec<String>> = hs
-                        .iter()
-                        .map(|(ep, h)| {
-                            vec![
-                                ep.clone(),
-                                h.hash.to_string(),
-                                h.compact_revision.to_string(),
-                            ]
-                        })
-                        .collect();
-                    print!("{}", table(&["ENDPOINT", "HASH", "REVISION"], &rows));
-                }
-                _ => {
-                    for (ep, h) in &hs {
-                        println!("{ep}, {}, {}", h.hash, h.compact_revision);
-                    }
-                }
+            print_hashkv(ctx, &hs)?;
+            // etcdctl's client reaches the endpoints lazily: a dead one is an ERROR (1).
+            if let Some(e) = last_err {
+                return Err(CtlError::new(exit::ERROR, e.to_string()));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_hashkv(ctx: &Ctx, hs: &[(String, pb::HashKvResponse)]) -> CtlResult {
+    match ctx.fmt {
+        Format::Json => {
+            let v = hs.iter().map(|(ep, h)| {
+                let hr = json::Obj::new()
+                    .opt("header", json::header(h.header.as_ref()))
+                    .num("hash", h.hash)
+                    .num("compact_revision", h.compact_revision)
+                    .end();
+                json::Obj::new()
+                    .raw("Endpoint", json::s(ep))
+                    .raw("HashKV", hr)
+                    .end()
+            });
+            println!("{}", json::arr(v));
+        }
+        Format::Table => {
+            let rows: Vec<Vec<String>> = hs
+                .iter()
+                .map(|(ep, h)| vec![ep.clone(), h.hash.to_string()])
+                .collect();
+            print!("{}", table(&["ENDPOINT", "HASH"], &rows));
+        }
+        Format::Fields => {
+            for (ep, h) in hs {
+                let mut o = String::new();
+                fields_hdr(&mut o, h.header.as_ref());
+                o.push_str(&format!(
+                    "\"Endpoint\" : {}\n\"Hash\" : {}\n\n",
+                    quote(ep.as_bytes()),
+                    h.hash
+                ));
+                print!("{o}");
+            }
+        }
+        Format::Protobuf => return Err(ctx.unsupported()),
+        Format::Simple => {
+            for (ep, h) in hs {
+                println!("{ep}, {}", h.hash);
             }
         }
     }
@@ -564,43 +584,21 @@ pub async fn defrag(ctx: &Ctx, cluster: bool) -> CtlResult {
         }
     }
     if failed {
-        return Err(CtlError::new(exit::ERROR, "defragment failed"));
+        return Err(CtlError::new(exit::ERROR, ""));
     }
     Ok(())
 }
 
 pub async fn snapshot(ctx: &Ctx, cmd: SnapshotCmd) -> CtlResult {
-    use futures::StreamExt;
-    use std::io::Write;
     match cmd {
         SnapshotCmd::Save { filename } => {
-            if ctx.g.endpoints.len() != 1 {
-                return Err(bad_args(format!(
-                    "snapshot must be requested to one selected node, not multiple {:?}",
-                    ctx.g.endpoints
-                )));
-            }
-            let c = ctx.client().await?;
-            let part = format!("{filename}.part");
-            let mut f = std::fs::File::create(&part).map_err(|e| CtlError::new(exit::IO, format!("could not open {part} ({e})")))?;
-            let mut s = c.snapshot().await?;
-            let mut got: u64 = 0;
-            let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
-            while let Some(chunk) = s.next().await {
-                let chunk = chunk?;
-                f.write_all(&chunk.blob).map_err(|e| CtlError::new(exit::IO, e.to_string()))?;
-                got += chunk.blob.len() as u64;
-                if progress {
-                    let total = got + chunk.remaining_bytes;
-                    let pct = (got * 100).checked_div(total).unwrap_or(100);
-                    eprint!("\r{} / {} ({pct}%)", humanize_bytes(got), humanize_bytes(total));
-                }
-            }
-            if progress {
-                eprintln!();
-            }
-            f.sync_all().map_err(|e| CtlError::new(exit::IO, e.to_string()))?;
-            std::fs::rename(&part, &filename).map_err(|e| CtlError::new(exit::IO, e.to_string()))?;
+            let Some(filename) = filename else {
+                return Err(bad_args("snapshot save expects one argument"));
+            };
+            // etcdctl: every failure of the save itself exits with code 5.
+            save(ctx, &filename)
+                .await
+                .map_err(|e| CtlError::new(exit::INTERRUPTED, e.to_string()))?;
             println!("Snapshot saved at {filename}");
             Ok(())
         }
@@ -609,4 +607,48 @@ pub async fn snapshot(ctx: &Ctx, cmd: SnapshotCmd) -> CtlResult {
             "snapshot status/restore work offline on the data files: use oxcdutl snapshot status|restore (etcdutl for etcd's bbolt files)",
         )),
     }
+}
+
+/// Stream the snapshot into `<filename>.part`, sync it, rename it to `filename`; a progress
+/// line on stderr when that is a terminal.
+async fn save(ctx: &Ctx, filename: &str) -> CtlResult {
+    use futures::StreamExt;
+    use std::io::Write;
+    if ctx.g.endpoints.len() != 1 {
+        return Err(CtlError::new(
+            exit::INTERRUPTED,
+            format!(
+                "snapshot must be requested to one selected node, not multiple [{}]",
+                ctx.g.endpoints.join(" ")
+            ),
+        ));
+    }
+    let io = |e: std::io::Error| CtlError::new(exit::IO, e.to_string());
+    let c = ctx.client().await?;
+    let part = format!("{filename}.part");
+    let mut f = std::fs::File::create(&part)
+        .map_err(|e| CtlError::new(exit::IO, format!("could not open {part} ({e})")))?;
+    let mut s = c.snapshot().await?;
+    let mut got: u64 = 0;
+    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    while let Some(chunk) = s.next().await {
+        let chunk = chunk?;
+        f.write_all(&chunk.blob).map_err(io)?;
+        got += chunk.blob.len() as u64;
+        if progress {
+            let total = got + chunk.remaining_bytes;
+            let pct = (got * 100).checked_div(total).unwrap_or(100);
+            eprint!(
+                "\r{} / {} ({pct}%)",
+                humanize_bytes(got),
+                humanize_bytes(total)
+            );
+        }
+    }
+    if progress {
+        eprintln!();
+    }
+    f.sync_all().map_err(io)?;
+    std::fs::rename(&part, filename).map_err(io)?;
+    Ok(())
 }

@@ -320,6 +320,19 @@ pub async fn get(ctx: &Ctx, a: GetArgs) -> CtlResult {
     )
 }
 
+/// Print a range response as `get` does in the chosen format (etcdctl's `display.Get`).
+pub fn print_range(ctx: &Ctx, r: &pb::RangeResponse) -> CtlResult {
+    if ctx.fmt == Format::Table {
+        return Err(ctx.unsupported());
+    }
+    emit(
+        ctx,
+        || json::range(r),
+        || print_pb(r),
+        |s| text_range(ctx, s, r, false),
+    )
+}
+
 pub async fn put(ctx: &Ctx, a: PutArgs) -> CtlResult {
     let (k, v, o) = put_op(&a, true)?;
     let c = ctx.client().await?;

@@ -5,10 +5,12 @@
 //! streaming commands, which print as events arrive).
 
 pub mod auth;
+pub mod check;
 pub mod cluster;
 pub mod kv;
 pub mod lease;
 pub mod lock;
+pub mod mirror;
 pub mod watch;
 
 use std::future::Future;
@@ -121,18 +123,45 @@ impl Ctx {
         self.client_of(&self.g.endpoints).await
     }
 
+    /// A client of another cluster (make-mirror's destination): the global dial timeout,
+    /// its own TLS and user.
+    pub async fn client_with(
+        &self,
+        eps: &[String],
+        tls: Option<TlsOptions>,
+        user: Option<(String, String)>,
+    ) -> CtlResult<Client> {
+        let opts = ConnectOptions {
+            connect_timeout: self.opts.connect_timeout,
+            user,
+            tls,
+            ..Default::default()
+        };
+        self.connect(eps, &opts).await
+    }
+
     /// A client of the given endpoints (same options).
     pub async fn client_of(&self, eps: &[String]) -> CtlResult<Client> {
-        let dial = self.opts.connect_timeout;
+        let c = self.connect(eps, &self.opts).await?;
+        *self.last.lock().expect("ctx lock") = Some(c.clone());
+        Ok(c)
+    }
+
+    async fn connect(&self, eps: &[String], opts: &ConnectOptions) -> CtlResult<Client> {
+        let dial = opts.connect_timeout;
         match tokio::time::timeout(
             dial + Duration::from_millis(200),
-            Client::connect_with(eps, &self.opts),
+            Client::connect_with(eps, opts),
         )
         .await
         {
-            Ok(Ok(c)) => {
-                *self.last.lock().expect("ctx lock") = Some(c.clone());
-                Ok(c)
+            Ok(Ok(c)) => Ok(c),
+            // etcdctl fails to make its client when the login is refused: a bad connection.
+            Ok(Err(e))
+                if e.message()
+                    .is_some_and(|m| m.contains("authentication failed")) =>
+            {
+                Err(CtlError::new(exit::BAD_CONNECTION, describe(&e)))
             }
             Ok(Err(e)) => Err(e.into()),
             Err(_) => Err(CtlError::new(
@@ -248,6 +277,8 @@ async fn dispatch(ctx: &Ctx, cmd: Cmd) -> CtlResult {
         Cmd::Role(c) => auth::role(ctx, c).await,
         Cmd::Lock(a) => lock::lock(ctx, a).await,
         Cmd::Elect(a) => lock::elect(ctx, a).await,
+        Cmd::Check(c) => check::check(ctx, c).await,
+        Cmd::MakeMirror(a) => mirror::make_mirror(ctx, a).await,
         Cmd::Version => {
             println!("oxcdctl version: {}", env!("CARGO_PKG_VERSION"));
             println!("API version: 3.4");
