@@ -59,6 +59,8 @@ pub type ApplyResult = Result<Applied, EtcdError>;
 /// The apply thread's state.
 pub struct Applier {
     pub backend: Arc<Backend>,
+    /// `member/snap` (pending snapshot files, see `pending_snapshot`).
+    pub snap_dir: std::path::PathBuf,
     pub store: Arc<Store>,
     pub wait: Arc<Wait<ApplyResult>>,
     pub applied: Arc<AtomicU64>,

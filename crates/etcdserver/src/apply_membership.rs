@@ -128,6 +128,10 @@ impl Applier {
             fatal(&format!("installing snapshot at {index}: {e}"));
         }
         fail::fail_point!("applyAfterOpenSnapshot");
+        if let Err(e) = crate::pending_snapshot::remove(&self.snap_dir, index) {
+            // Harmless if left: bootstrap installs only a file above the consistent index.
+            tracing::warn!(index, error = %e, "removing the installed snapshot's pending file");
+        }
         self.compaction_state.epoch.fetch_add(1, Ordering::AcqRel);
         if let Err(e) = self.store.reload() {
             fatal(&format!("reloading the MVCC store from a snapshot: {e}"));

@@ -88,6 +88,7 @@ impl Node {
             &member_dir.join("snap").join("db"),
             BackendConfig::default(),
         )?);
+        install_pending_snapshot(&member_dir.join("snap"), &backend)?;
         let mut log = RaftLog::open(&member_dir.join("wal"))?;
         let (member_id, cluster) = if log.is_new() && cfg.initial_cluster_state_new {
             bootstrap_new(&cfg, &backend, &mut log)?
@@ -163,6 +164,7 @@ impl Node {
             RaftLinks {
                 transport: transport.clone(),
                 inbox: inbox.clone(),
+                snap_dir: member_dir.join("snap"),
                 rx: raft_rx,
                 apply_tx,
                 status: status.clone(),
@@ -196,6 +198,7 @@ impl Node {
         );
         let applier = Applier {
             backend: backend.clone(),
+            snap_dir: member_dir.join("snap"),
             store: store.clone(),
             wait: wait.clone(),
             applied: applied.clone(),
@@ -318,6 +321,22 @@ fn bootstrap_new(
         "bootstrapped new cluster"
     );
     Ok((member_id, cluster))
+}
+
+/// A snapshot whose rows reached disk but not the backend before a crash (see
+/// `pending_snapshot`): installed before anything reads the backend.
+fn install_pending_snapshot(snap_dir: &std::path::Path, backend: &Backend) -> Result<()> {
+    let (ci, _) = backend.consistent_index()?;
+    if let Some((index, rows)) = crate::pending_snapshot::take_newer(snap_dir, ci)? {
+        crate::snapshot::install(backend, &rows)?;
+        tracing::info!(
+            index,
+            previous_consistent_index = ci,
+            rows = rows.len(),
+            "installed a raft snapshot received before the restart"
+        );
+    }
+    crate::pending_snapshot::clear(snap_dir)
 }
 
 /// etcd's `--force-new-cluster`: this member continues alone with its committed data.

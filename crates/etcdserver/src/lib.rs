@@ -30,6 +30,7 @@ mod maintenance;
 mod membership;
 pub mod metrics;
 mod peer;
+mod pending_snapshot;
 mod quota;
 mod raft_node;
 mod range_stream;

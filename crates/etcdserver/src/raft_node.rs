@@ -137,6 +137,8 @@ pub struct RaftNodeConfig {
 pub struct RaftLinks {
     pub transport: Arc<Transport>,
     pub inbox: Arc<SnapshotInbox>,
+    /// `member/snap`: where a snapshot's rows wait on disk until the backend holds them.
+    pub snap_dir: std::path::PathBuf,
     pub rx: Receiver<RaftMsg>,
     pub apply_tx: Sender<ApplyBatch>,
     pub status: Arc<RaftStatus>,
@@ -389,6 +391,10 @@ impl RaftNode {
                     "raft snapshot at {index} arrived without its data"
                 ));
             };
+            // On disk before the log drops the entries the snapshot covers.
+            if let Err(e) = crate::pending_snapshot::save(&self.links.snap_dir, index, &rows) {
+                fatal(&format!("saving raft snapshot {index}'s rows: {e}"));
+            }
             fail::fail_point!("raftBeforeApplySnap");
             if let Err(e) = self.node.mut_store().apply_snapshot(&snap) {
                 fatal(&format!("applying raft snapshot: {e}"));

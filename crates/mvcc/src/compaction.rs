@@ -118,12 +118,18 @@ impl Store {
                 job.next = last;
             }
         }
-        fail::fail_point!("compactStepBeforeCommit");
+        // The same fail points as the synchronous `Store::compact`, on the path the server
+        // runs: before each step's commit, and around marking the compaction finished.
+        fail::fail_point!("compactBeforeCommit");
         let done = scanned < batch_limit;
         if done {
+            fail::fail_point!("compactBeforeSetFinishedCompact");
             write_meta_rev(&mut wtx, FINISHED_COMPACT_KEY, job.rev)?;
         }
         backend.commit(wtx)?;
+        if done {
+            fail::fail_point!("compactAfterCommit");
+        }
         job.removed += removed;
         job.done = done;
         if done {

@@ -6,7 +6,8 @@
 //! - each operation kind its profile relies on succeeded at least a minimum number of times
 //!   (writes, linearizable reads, CAS, compactions, lease revokes, ...);
 //! - at least [`MIN_FAULTS`] faults of the scenario's kind were injected and none failed to
-//!   inject (a scenario without faults, [`FaultKind::None`], needs none);
+//!   inject (a scenario without faults, [`FaultKind::None`], needs none); in the fail-point
+//!   scenario at least one armed point fired;
 //! - the exact-replay horizon reached the revision the members converged on;
 //! - no per-key linearizability search was left inconclusive;
 //! - every watcher that was started reported back and saw the final revision.
@@ -75,6 +76,9 @@ pub fn check(s: &Seen) -> Vec<String> {
         for e in &s.faults.errors {
             v.push(format!("coverage: a fault failed to inject: {e}"));
         }
+    }
+    if s.fault == FaultKind::FailPoint && s.faults.points_fired.is_empty() {
+        v.push("coverage: no armed fail point fired".into());
     }
     if let Some(c) = s.converged {
         if s.horizon < c {

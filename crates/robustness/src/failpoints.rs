@@ -1,6 +1,7 @@
 //! The fail-point fault: respawn one member from a build with the server's `failpoints`
 //! Cargo feature and `FAILPOINTS=<point>=<action>` so that it panics at a chosen point (WAL
-//! save, backend commit, compaction), let it crash, then restart it normally.
+//! save, backend commit, compaction), let it crash, then restart it normally. A compaction
+//! point gets a compaction forced through the armed member, so every point can fire.
 //!
 //! The failpoints build lives in its own target dir (`cargo build -p oxcd-server --features
 //! failpoints --target-dir target/failpoints`) and is found through `OXCD_FAILPOINTS_BIN`.
@@ -83,6 +84,8 @@ fn action(point: &str, rng: &mut StdRng) -> String {
 pub struct Outcome {
     pub desc: String,
     pub violation: Option<String>,
+    /// The point, if it fired.
+    pub fired: Option<&'static str>,
 }
 
 /// Arms fail point number `round` (cycling through [`POINTS`]) on member `target`, waits
@@ -108,7 +111,12 @@ pub fn inject(
     };
     c.try_spawn_with(target, &extras)?;
     c.log(format!("armed FAILPOINTS={spec} on {name}"));
-    let deadline = Instant::now() + window;
+    let mut deadline = Instant::now() + window;
+    if point.starts_with("compact") {
+        force_compaction(c, target, deadline);
+        // The forced compaction may have used up the window: give the crash time to land.
+        deadline = deadline.max(Instant::now() + Duration::from_secs(3));
+    }
     let mut status = None;
     while Instant::now() < deadline {
         if let Some(st) = c.members[target].exited() {
@@ -155,7 +163,31 @@ pub fn inject(
         }
     };
     c.try_spawn(target)?;
-    Ok(Outcome { desc, violation })
+    Ok(Outcome {
+        desc,
+        violation,
+        fired: fired.then_some(point),
+    })
+}
+
+/// Compaction is rare in traffic: once the armed member serves, compact the cluster at its
+/// current revision so that the member reaches its compaction fail point (bounded by
+/// `deadline`; a failure here only means the point may not fire, which the run reports).
+fn force_compaction(c: &mut Cluster, target: usize, deadline: Instant) {
+    while Instant::now() < deadline {
+        if let Ok(st) = c.status(target) {
+            let out = c.etcdctl(target, &["compact", &st.revision.to_string()]);
+            c.log(format!(
+                "forced compaction at {} through {}: {}{}",
+                st.revision,
+                c.members[target].name,
+                out.stdout.trim(),
+                out.stderr.trim()
+            ));
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn tail(s: &str, bytes: usize) -> &str {

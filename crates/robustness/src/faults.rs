@@ -49,6 +49,8 @@ pub struct FaultLog {
     /// Injections the cluster rightly refused (a member remove while peers had not been
     /// connected for the health interval): neither injected nor a failure.
     pub refused: Vec<String>,
+    /// Fail points that were armed and fired (the fail-point fault).
+    pub points_fired: Vec<String>,
     /// Misbehaviour seen while injecting (e.g. a fail point that panicked without the
     /// process exiting).
     pub violations: Vec<String>,
@@ -193,6 +195,7 @@ pub fn inject_until(
             FaultKind::FailPoint => match crate::failpoints::inject(c, target, round, rng) {
                 Ok(o) => {
                     log.violations.extend(o.violation);
+                    log.points_fired.extend(o.fired.map(String::from));
                     o.desc
                 }
                 Err(e) => {

@@ -11,17 +11,18 @@ use std::sync::Mutex;
 
 use oxcd_robustness::failpoints;
 use oxcd_robustness::faults::FaultKind;
-use oxcd_robustness::scenario::{self, Scenario};
+use oxcd_robustness::scenario::{self, Report, Scenario};
 use oxcd_robustness::traffic::Profile;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
-fn run(name: &str, members: usize, profile: Profile, fault: FaultKind, secs: u64) {
+fn run(name: &str, members: usize, profile: Profile, fault: FaultKind, secs: u64) -> Report {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let s = Scenario::new(name, members, profile, fault, secs);
     let rep = scenario::run(&s).unwrap_or_else(|e| panic!("scenario {name} could not run: {e}"));
     assert!(rep.ops > 100, "too little traffic:\n{}", rep.summary());
     assert!(rep.ok(), "robustness violations:\n{}", rep.summary());
+    rep
 }
 
 #[test]
@@ -102,5 +103,15 @@ fn three_members_fail_points() {
         }
         panic!("the fail-point scenario cannot run: {e}");
     }
-    run("3m-failpoints", 3, Profile::Etcd, FaultKind::FailPoint, 20);
+    // Long enough to cycle through every point once (3 s a round, 6 s for compaction's).
+    let rep = run("3m-failpoints", 3, Profile::Etcd, FaultKind::FailPoint, 60);
+    let missing: Vec<_> = failpoints::POINTS
+        .iter()
+        .filter(|p| !rep.faults.points_fired.iter().any(|f| f == *p))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "fail points armed but never fired: {missing:?}\n{}",
+        rep.summary()
+    );
 }
