@@ -36,6 +36,9 @@ pub struct Scenario {
     pub watchers: usize,
     pub seed: u64,
     pub max_ops_per_client: usize,
+    /// A deliberately broken member 0 (`FAILPOINTS` spec for the failpoints build), to prove
+    /// the checkers catch a server that misbehaves; `None` for real scenarios.
+    pub mutant: Option<String>,
 }
 
 /// `OXCD_ROBUSTNESS_SOAK=<seconds>`: run every scenario that long instead of its CI length.
@@ -72,6 +75,7 @@ impl Scenario {
             watchers,
             seed,
             max_ops_per_client: if soak.is_some() { 2_000_000 } else { 20_000 },
+            mutant: None,
         }
     }
 }
@@ -199,6 +203,20 @@ pub fn run(s: &Scenario) -> Result<Report, String> {
         s.name, s.members, s.profile, s.fault, s.duration, s.seed
     );
     let mut c = cluster::start(&s.name, s.members)?;
+    if let Some(spec) = &s.mutant {
+        c.kill9(0);
+        let extras = oxcd_testkit::SpawnExtras {
+            env: vec![("FAILPOINTS".into(), spec.clone())],
+            bin: Some(crate::failpoints::bin()?),
+            ..Default::default()
+        };
+        c.try_spawn_with(0, &extras)?;
+        c.wait_live_leader(Duration::from_secs(20))?;
+        c.log(format!(
+            "mutant: {} runs with FAILPOINTS={spec}",
+            c.members[0].name
+        ));
+    }
     let rec = Recorder::new();
     let gens: Gens = Arc::new((0..s.members).map(|_| AtomicU32::new(0)).collect());
     let urls = c.client_urls();

@@ -86,6 +86,38 @@ fn member_remove_and_readd() {
     );
 }
 
+/// A mutant server must fail the run: member 0 stores some puts with a byte appended
+/// (`applyCorruptPut`), so its reads and its final state disagree with what was written.
+#[test]
+fn a_member_that_corrupts_puts_is_caught() {
+    assert_eq!(
+        oxcd_robustness::cluster::ServerKind::from_env(),
+        oxcd_robustness::cluster::ServerKind::Oxcd,
+        "the mutant scenario arms oxcd's fail points: it cannot run on etcd"
+    );
+    if let Err(e) = failpoints::bin() {
+        panic!("the mutant scenario needs the failpoints build: {e}");
+    }
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let mut s = Scenario::new("3m-mutant", 3, Profile::Etcd, FaultKind::None, 8);
+    s.mutant = Some("applyCorruptPut=10%return".into());
+    let rep = scenario::run(&s).expect("the mutant scenario runs");
+    let found: Vec<&String> = rep
+        .violations
+        .iter()
+        .filter(|v| !v.starts_with("coverage:"))
+        .collect();
+    assert!(
+        !found.is_empty(),
+        "the checkers found nothing wrong with a member that corrupts puts:\n{}",
+        rep.summary()
+    );
+    // Expected violations: the kept cluster dir is of no use here.
+    if let Some(d) = &rep.dir {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
 #[test]
 fn three_members_fail_points() {
     assert_eq!(
