@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::cluster_harness::*;
-use crate::common::oxcd_only;
+use crate::common::{failpoints_bin, oxcd_only};
 use etcd_client::{GetOptions, PutOptions};
 
 /// The issue names 50k writes; with `--snapshot-count 1000` the log is compacted many
@@ -157,14 +157,7 @@ fn crash_between_the_logs_snapshot_and_the_backend_install_loses_nothing() {
     oxcd_only(
         "cluster_snapshot::crash_between_the_logs_snapshot_and_the_backend_install_loses_nothing",
     );
-    let Some(fp_bin) = std::env::var_os("OXCD_FAILPOINTS_BIN")
-        .map(std::path::PathBuf::from)
-        .filter(|p| p.is_file())
-    else {
-        oxcd_testkit::skip_or_fail(
-            "cluster_snapshot",
-            "OXCD_FAILPOINTS_BIN (the failpoints build of oxcd) is not set or missing",
-        );
+    let Some(fp_bin) = failpoints_bin("cluster_snapshot") else {
         return;
     };
     let _g = serial();

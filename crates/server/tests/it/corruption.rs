@@ -9,19 +9,12 @@
 use std::time::Duration;
 
 use crate::cluster_harness::*;
-use crate::common::oxcd_only;
+use crate::common::{failpoints_bin, oxcd_only};
 
 #[test]
 fn a_diverged_member_raises_corrupt_and_is_refused_at_start() {
     oxcd_only("corruption::a_diverged_member_raises_corrupt_and_is_refused_at_start");
-    let Some(fp_bin) = std::env::var_os("OXCD_FAILPOINTS_BIN")
-        .map(std::path::PathBuf::from)
-        .filter(|p| p.is_file())
-    else {
-        oxcd_testkit::skip_or_fail(
-            "corruption",
-            "OXCD_FAILPOINTS_BIN (the failpoints build of oxcd) is not set or missing",
-        );
+    let Some(fp_bin) = failpoints_bin("corruption") else {
         return;
     };
     let _g = serial();

@@ -27,6 +27,21 @@ pub fn server_kind() -> ServerKind {
     ServerKind::from_env()
 }
 
+/// The failpoints build of oxcd (`OXCD_FAILPOINTS_BIN`, built by the test command); `None`
+/// only where skipping is allowed (never in CI: there its absence fails `test`).
+pub fn failpoints_bin(test: &str) -> Option<std::path::PathBuf> {
+    let bin = std::env::var_os("OXCD_FAILPOINTS_BIN")
+        .map(std::path::PathBuf::from)
+        .filter(|p| p.is_file());
+    if bin.is_none() {
+        oxcd_testkit::skip_or_fail(
+            test,
+            "OXCD_FAILPOINTS_BIN (the failpoints build of oxcd) is not set or missing",
+        );
+    }
+    bin
+}
+
 /// The reviewed allow-list of tests that cannot run against etcd, each with its reason.
 const OXCD_ONLY: &str = include_str!("../oxcd_only.txt");
 
