@@ -6,7 +6,8 @@
 # fixed high ports: etcd clients 23790+i / peers 23890+i, oxcd clients 24790+i / peers
 # 24890+i (i = member index). Per workload the servers' CPU seconds (utime+stime from
 # /proc/PID/stat, summed over members) are recorded; after all workloads, peak RSS
-# (VmHWM, max over members) and total CPU. One write+fdatasync probe of the data dir's disk
+# (VmHWM, max over members), anonymous memory and anonymous + the data dir's page cache
+# (see mem_now_mib), and total CPU. One write+fdatasync probe of the data dir's disk
 # is taken per server, since latency targets are phrased relative to it.
 #
 # Invariants:
@@ -150,6 +151,24 @@ peak_rss_mib() {
     awk -v k="$max" 'BEGIN { printf "%.1f", k / 1024 }'
 }
 
+# Memory like for like, at the end of the run (max over members): anonymous memory
+# (RssAnon: heap, stacks), and total = RssAnon + the data dir's pages in the page cache
+# (fincore). etcd mmaps its bbolt file, so VmHWM counts its database pages while oxcd's redb
+# reads through the page cache, which VmHWM does not count; the total counts both alike.
+mem_now_mib() {
+    local kind=$1 max_anon=0 max_total=0 i pid anon cached
+    for i in "${!PIDS[@]}"; do
+        pid=${PIDS[$i]}
+        anon=$(awk '/^RssAnon:/ {print $2 * 1024}' "/proc/$pid/status" 2>/dev/null)
+        anon=${anon:-0}
+        cached=$(find "$WORK/$kind-$i/data" -type f -print0 2>/dev/null |
+            xargs -0 -r fincore -b -n -o RES 2>/dev/null | awk '{s += $1} END {print s + 0}')
+        [ "$anon" -gt "$max_anon" ] && max_anon=$anon
+        [ $((anon + cached)) -gt "$max_total" ] && max_total=$((anon + cached))
+    done
+    awk -v a="$max_anon" -v t="$max_total" 'BEGIN { printf "%.1f %.1f", a / 1048576, t / 1048576 }'
+}
+
 # start_cluster KIND BIN BASE_PORT -> starts members, sets PIDS and ENDPOINTS.
 start_cluster() {
     local kind=$1 bin=$2 base=$3 i cluster="" name
@@ -268,6 +287,10 @@ run_server() {
         run_workload "$kind" "$w"
     done
     emit_metric "$kind" "server" "peak RSS MiB" "$(peak_rss_mib)"
+    local mem
+    read -r -a mem <<< "$(mem_now_mib "$kind")"
+    emit_metric "$kind" "server" "RssAnon MiB (end)" "${mem[0]}"
+    emit_metric "$kind" "server" "RssAnon + data page cache MiB (end)" "${mem[1]}"
     emit_metric "$kind" "server" "CPU s total" "$(cpu_seconds)"
     stop_servers
     log "$kind: stopped"
