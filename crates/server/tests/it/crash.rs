@@ -41,9 +41,72 @@ enum Crash {
     PowerLoss,
 }
 
+/// Maintenance running while the server is killed (issue 14: kill -9 during defrag,
+/// compaction and snapshot save).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Maint {
+    Defrag,
+    Compact,
+    Snapshot,
+}
+
+const MAINTS: [Maint; 3] = [Maint::Defrag, Maint::Compact, Maint::Snapshot];
+
+/// Runs `m` over and over until `deadline` (or until the server is gone); returns how many
+/// runs completed.
+async fn maintenance_loop(mut c: etcd_client::Client, m: Maint, deadline: Instant) -> usize {
+    let mut done = 0;
+    while Instant::now() < deadline {
+        let ok = match m {
+            Maint::Defrag => c.defragment().await.is_ok(),
+            Maint::Compact => match c.get("rev-probe", None).await {
+                Ok(r) => {
+                    let rev = r.header().map_or(1, |h| h.revision());
+                    // The same revision twice (no write in between) is "already compacted".
+                    match c.compact(rev, None).await {
+                        Ok(_) => true,
+                        Err(e) => e.to_string().contains("compacted"),
+                    }
+                }
+                Err(_) => false,
+            },
+            Maint::Snapshot => match c.snapshot().await {
+                Ok(mut st) => {
+                    let mut bytes = 0;
+                    let mut ok = true;
+                    loop {
+                        match st.message().await {
+                            Ok(Some(r)) => bytes += r.blob().len(),
+                            Ok(None) => break,
+                            Err(_) => {
+                                ok = false;
+                                break;
+                            }
+                        }
+                    }
+                    ok && bytes > 0
+                }
+                Err(_) => false,
+            },
+        };
+        if !ok {
+            break;
+        }
+        done += 1;
+    }
+    done
+}
+
 /// Rounds of concurrent writers killed mid-stream; after each restart the server's keys and
 /// leases must equal the replay of the acknowledged operations.
 async fn crash_rounds(s: &mut oxcd_testkit::TestServer, crash: Crash) {
+    crash_rounds_with(s, crash, false).await
+}
+
+/// [`crash_rounds`], with `maint`: each round also runs one maintenance operation in a loop
+/// (defrag, compaction, snapshot save in turn) when the kill lands.
+async fn crash_rounds_with(s: &mut oxcd_testkit::TestServer, crash: Crash, maint: bool) {
+    let mut maint_runs: HashMap<&'static str, usize> = HashMap::new();
     let mut rng = Rng::from_time();
     let mut models: Vec<WriterModel> = (0..WRITERS).map(WriterModel::new).collect();
     for round in 0..ROUNDS {
@@ -57,6 +120,8 @@ async fn crash_rounds(s: &mut oxcd_testkit::TestServer, crash: Crash) {
                 tokio::spawn(run_writer(m, client.clone(), round, deadline, seed))
             })
             .collect();
+        let m = MAINTS[round % MAINTS.len()];
+        let maint_task = maint.then(|| tokio::spawn(maintenance_loop(client.clone(), m, deadline)));
         tokio::time::sleep(kill_after).await;
         // Kill mid-stream (blocking call; fine on the multi-thread runtime).
         tokio::task::block_in_place(|| s.kill9());
@@ -66,6 +131,13 @@ async fn crash_rounds(s: &mut oxcd_testkit::TestServer, crash: Crash) {
                 .expect("writer did not stop in time")
                 .expect("writer panicked (a response contradicted the model)");
             models.push(m);
+        }
+        if let Some(t) = maint_task {
+            let n = tokio::time::timeout(Duration::from_secs(20), t)
+                .await
+                .expect("maintenance did not stop in time")
+                .expect("maintenance task panicked");
+            *maint_runs.entry(maint_name(m)).or_default() += n;
         }
         let acked: usize = models.iter().map(|m| m.acked).sum();
         eprintln!("round {round}: killed after {kill_after:?}; {acked} acknowledged ops so far");
@@ -77,6 +149,15 @@ async fn crash_rounds(s: &mut oxcd_testkit::TestServer, crash: Crash) {
         let mut c = oxcd_testkit::server::etcd_client(s).await;
         let summary = resolve_and_verify(&mut c, &mut models).await;
         eprintln!("round {round}: {summary}");
+    }
+    if maint {
+        eprintln!("maintenance runs completed before the kills: {maint_runs:?}");
+        for m in MAINTS {
+            assert!(
+                maint_runs.get(maint_name(m)).copied().unwrap_or(0) > 0,
+                "no {m:?} completed: the kill never landed during that maintenance ({maint_runs:?})"
+            );
+        }
     }
     let kinds = kind_counts(&models);
     eprintln!("acknowledged ops by kind: {kinds:?}");
@@ -92,6 +173,22 @@ async fn crash_rounds(s: &mut oxcd_testkit::TestServer, crash: Crash) {
 async fn acknowledged_ops_survive_kill9() {
     let mut s = TestServer::start();
     crash_rounds(&mut s, Crash::Kill9).await;
+}
+
+fn maint_name(m: Maint) -> &'static str {
+    match m {
+        Maint::Defrag => "defrag",
+        Maint::Compact => "compact",
+        Maint::Snapshot => "snapshot",
+    }
+}
+
+/// kill -9 while defragmenting, compacting or streaming a snapshot (in turn, under writers):
+/// nothing acknowledged is lost and the server starts every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_ops_survive_kill9_during_defrag_compaction_and_snapshot() {
+    let mut s = TestServer::start();
+    crash_rounds_with(&mut s, Crash::Kill9, true).await;
 }
 
 /// oxcd-only: the `crash-journal` build records what the WAL fsynced; after each `kill -9`
