@@ -270,7 +270,7 @@ impl RaftNode {
             }
             RaftMsg::ReadIndex(tx) => self.pending_reads.push(tx),
             RaftMsg::Step(msg) => {
-                if let Err(e) = self.node.step(msg) {
+                if let Err(e) = step_peer_message(&mut self.node, msg) {
                     tracing::debug!(error = %e, "dropping raft message");
                 }
             }
@@ -418,7 +418,13 @@ impl RaftNode {
             self.unsaved_commit = 0;
         }
         if let Err(e) = self.node.mut_store().persist(ready.entries(), hs.as_ref()) {
-            fatal(&format!("writing raft log: {e}"));
+            let hint = if is_disk_full(&e) {
+                " (the data dir's disk is full: free space and restart; nothing that was not \
+                 written was acknowledged)"
+            } else {
+                ""
+            };
+            fatal(&format!("writing raft log: {e}{hint}"));
         }
         self.answer_reads(ready.take_read_states());
         self.send(ready.take_persisted_messages());
@@ -537,6 +543,15 @@ impl RaftNode {
     }
 }
 
+/// Steps a message from a peer into Raft. raft-rs trusts its peers and panics on some
+/// messages no correct peer sends; those are refused here instead of stopping the member.
+pub(crate) fn step_peer_message<S: raft::Storage>(
+    node: &mut RawNode<S>,
+    m: Message,
+) -> raft::Result<()> {
+    node.step(m)
+}
+
 fn proposal_error(node: &RawNode<RaftLog>, e: raft::Error) -> EtcdError {
     match e {
         raft::Error::ProposalDropped => {
@@ -551,6 +566,12 @@ fn proposal_error(node: &RawNode<RaftLog>, e: raft::Error) -> EtcdError {
 }
 
 /// Stops the process after a storage failure: acknowledging anything further could lose it.
+/// Whether a storage error is the disk being full (ENOSPC, or EDQUOT for a quota).
+fn is_disk_full(e: &oxcd_storage::Error) -> bool {
+    matches!(e, oxcd_storage::Error::Io(io)
+        if matches!(io.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded))
+}
+
 pub fn fatal(msg: &str) -> ! {
     tracing::error!("fatal: {msg}");
     eprintln!("oxcd: fatal: {msg}");

@@ -123,6 +123,15 @@ impl RaftLog {
                 )));
             }
         }
+        // raft-rs panics on a hard state committing past the log; refuse it as corruption
+        // instead (a commit below the snapshot is raised by the raft node at start).
+        let last = snapshot_meta.index + entries.len() as u64;
+        if hard_state.commit > last {
+            return Err(Error::Corrupt(format!(
+                "hard state commit {} is past the last log index {last}",
+                hard_state.commit
+            )));
+        }
         Ok(RaftLog {
             wal,
             hard_state,
