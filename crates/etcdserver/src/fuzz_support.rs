@@ -82,6 +82,39 @@ fn handle_ready(node: &mut RawNode<MemStorage>) {
 mod tests {
     use super::*;
 
+    /// Found by the fuzzer (fuzz/README.md): a heartbeat committing past the follower's
+    /// log made raft-rs panic ("to_commit 2 is out of range [last_index 0]").
+    #[test]
+    fn a_heartbeat_committing_past_the_log_is_refused_not_a_panic() {
+        let input = [
+            0x00, 0x0a, 0x19, 0x08, 0x03, 0x10, 0x01, 0x18, 0x02, 0xa0, 0x02, 0x3a, 0x04, 0x10,
+            0x02, 0x18, 0x01, 0x3a, 0x07, 0x10, 0x02, 0x18, 0x02, 0x22, 0x01, 0x78, 0x40, 0x01,
+            0x0a, 0x0a, 0x08, 0x08, 0x10, 0x01, 0x18, 0x02, 0x20, 0x02, 0x40, 0x02,
+        ];
+        assert_eq!(raft_message(&input), Ok(0));
+    }
+
+    /// A snapshot whose conf state repeats a voter: raft-rs panicked ("invalid restore").
+    #[test]
+    fn a_snapshot_with_a_repeated_voter_is_refused_not_a_panic() {
+        use protobuf::Message as _;
+        let mut m = raft::eraftpb::Message::default();
+        m.set_msg_type(raft::eraftpb::MessageType::MsgSnapshot);
+        m.to = 1;
+        m.from = 2;
+        m.term = 3;
+        let meta = m.mut_snapshot().mut_metadata();
+        meta.index = 10;
+        meta.term = 3;
+        meta.mut_conf_state().voters = vec![1, 2, 2, 3];
+        let batch = RaftBatch {
+            messages: vec![m.write_to_bytes().unwrap()],
+        };
+        let mut input = vec![0];
+        input.extend(batch.encode_to_vec());
+        assert_eq!(raft_message(&input), Ok(0));
+    }
+
     #[test]
     fn raft_message_corpus_replays_without_panic() {
         let mut stepped = 0;

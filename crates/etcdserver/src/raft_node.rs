@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use oxcd_api::oxcdpb::BackendRow;
 use oxcd_api::EtcdError;
 use oxcd_storage::RaftLog;
-use raft::eraftpb::{ConfChange, ConfChangeType, ConfState, Entry, Message};
+use raft::eraftpb::{ConfChange, ConfChangeType, ConfState, Entry, Message, MessageType};
 use raft::{RawNode, SnapshotStatus, StateRole};
 use tokio::sync::oneshot;
 
@@ -544,11 +544,41 @@ impl RaftNode {
 }
 
 /// Steps a message from a peer into Raft. raft-rs trusts its peers and panics on some
-/// messages no correct peer sends; those are refused here instead of stopping the member.
+/// messages no correct peer sends (found by the `raft_message` fuzz target); those are
+/// refused here instead of stopping the member:
+/// - a heartbeat committing past our last index (a leader sends at most what we matched);
+/// - an append whose entries are not consecutive from `index + 1`;
+/// - a snapshot whose conf state raft-rs cannot restore as it is.
 pub(crate) fn step_peer_message<S: raft::Storage>(
     node: &mut RawNode<S>,
     m: Message,
 ) -> raft::Result<()> {
+    let refuse = |why: String| Err(raft::Error::ConfigInvalid(format!("peer message: {why}")));
+    match m.get_msg_type() {
+        MessageType::MsgHeartbeat if m.commit > node.raft.raft_log.last_index() => {
+            return refuse(format!(
+                "heartbeat commit {} past the last index {}",
+                m.commit,
+                node.raft.raft_log.last_index()
+            ));
+        }
+        MessageType::MsgAppend => {
+            let mut want = m.index.checked_add(1);
+            for e in m.get_entries() {
+                if Some(e.index) != want {
+                    return refuse(format!("append entry {} after {}", e.index, m.index));
+                }
+                want = e.index.checked_add(1);
+            }
+        }
+        MessageType::MsgSnapshot => {
+            oxcd_storage::raft_log::check_conf_state(
+                m.get_snapshot().get_metadata().get_conf_state(),
+            )
+            .or_else(refuse)?;
+        }
+        _ => {}
+    }
     node.step(m)
 }
 

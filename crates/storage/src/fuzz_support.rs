@@ -176,6 +176,19 @@ mod tests {
         assert!(err.to_string().contains("past the last log index"), "{err}");
     }
 
+    /// Found by the fuzzer (fuzz/README.md): a conf state with repeated and zero voters
+    /// made raft-rs panic at start ("invalid restore"); now the WAL is refused as corrupt.
+    #[test]
+    fn a_conf_state_raft_cannot_restore_is_corrupt_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = [
+            0x11, 0x1d, 0xf8, 0x03, 0x08, 0x00, 0x00, 0x00, 0x0a, 0x22, 0x08, 0x00, 0x00, 0xa1,
+            0xef, 0x01,
+        ];
+        let err = wal_recovery(dir.path(), &input).unwrap_err();
+        assert!(err.to_string().contains("conf state"), "{err}");
+    }
+
     #[test]
     fn snapshot_restore_corpus_replays_without_panic() {
         let dir = tempfile::tempdir().unwrap();

@@ -234,6 +234,10 @@ fn an_fdatasync_error_stops_the_member_and_a_restart_recovers_every_acknowledged
         }
     }
     let failed = failed.expect("no write failed with the fail point armed");
+    eprintln!(
+        "{} writes acknowledged before fdatasync failed",
+        acked.len()
+    );
     assert!(!acked.is_empty(), "no write passed before the fail point");
     let status = s
         .wait_exit(Duration::from_secs(10))
