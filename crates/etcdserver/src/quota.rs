@@ -14,7 +14,8 @@
 //! - Each member leaves its own NOSPACE once both hold again: its bytes in use are below 90%
 //!   of the quota (a compaction freed pages; no defrag needed) and its disk has the
 //!   reserve free. Only the member knows its disk, so nobody else disarms its alarm; the
-//!   leader disarms the alarms of members no longer in the cluster.
+//!   leader disarms the alarms of members no longer in the cluster. An alarm for member id
+//!   0 (raised by hand: `Alarm` ACTIVATE naming no member) stays until it is disarmed.
 //!
 //! Invariants:
 //! - The guard never blocks the apply thread: it only wakes the monitor task, which
@@ -141,8 +142,12 @@ async fn maybe_disarm(server: &EtcdServer, quota: u64) {
     let leader = server.status.is_leader.load(Ordering::Acquire);
     for m in raised {
         let own = m.member_id == server.member_id;
-        let removed = leader && !own && !server.cluster.read().members.contains_key(&m.member_id);
-        if !(own && below_quota) && !removed {
+        // Member id 0 is no member: an alarm an operator raised, left for them to disarm.
+        let removed = leader
+            && !own
+            && m.member_id != 0
+            && !server.cluster.read().members.contains_key(&m.member_id);
+        if !(removed || own && below_quota) {
             continue;
         }
         tracing::info!(

@@ -548,6 +548,8 @@ impl RaftNode {
 /// refused here instead of stopping the member:
 /// - a heartbeat committing past our last index (a leader sends at most what we matched);
 /// - an append whose entries are not consecutive from `index + 1`;
+/// - a read index request without exactly one entry (its context; the leader reads
+///   `entries[0]`);
 /// - a snapshot whose conf state raft-rs cannot restore as it is.
 pub(crate) fn step_peer_message<S: raft::Storage>(
     node: &mut RawNode<S>,
@@ -570,6 +572,9 @@ pub(crate) fn step_peer_message<S: raft::Storage>(
                 }
                 want = e.index.checked_add(1);
             }
+        }
+        MessageType::MsgReadIndex if m.get_entries().len() != 1 => {
+            return refuse(format!("read index with {} entries", m.get_entries().len()));
         }
         MessageType::MsgSnapshot => {
             oxcd_storage::raft_log::check_conf_state(
