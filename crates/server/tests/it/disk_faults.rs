@@ -5,7 +5,10 @@
 //!   acknowledged write is there, also after a restart;
 //! - an fdatasync error (the `walSyncError` fail point of the failpoints build,
 //!   `OXCD_FAILPOINTS_BIN`) stops the process with a non-zero status without acknowledging
-//!   the write in flight, and a restart without the fail point has every acknowledged write.
+//!   the write in flight, and a restart without the fail point has every acknowledged write;
+//! - a slow disk (`walBeforeSync=sleep(1500)`, longer than the election timeout) on the
+//!   leader of a 3-member cluster: the others stop hearing from it while it sits in
+//!   fdatasync and elect a leader among themselves, so writes keep flowing.
 //!
 //! The tmpfs test needs root (`mount`), as the tests get here and in CI: a failing mount
 //! fails the test, it never skips. The mount is undone by a guard, after the server is
@@ -251,4 +254,91 @@ fn an_fdatasync_error_stops_the_member_and_a_restart_recovers_every_acknowledged
     s.env.clear();
     s.spawn_and_wait();
     assert_acked(&s, &acked, "after the restart");
+}
+
+#[test]
+fn a_slow_disk_on_the_leader_moves_leadership_instead_of_stalling_the_cluster() {
+    use crate::cluster_harness::{etcdctl_at, serial, Cluster, Opts, SpawnExtras, START_WAIT};
+    if skip_unless_oxcd("disk_faults") {
+        return;
+    }
+    let Some(fp_bin) = std::env::var_os("OXCD_FAILPOINTS_BIN")
+        .map(PathBuf::from)
+        .filter(|p| p.is_file())
+    else {
+        oxcd_testkit::skip_or_fail(
+            "disk_faults",
+            "OXCD_FAILPOINTS_BIN (the failpoints build of oxcd) is not set or missing",
+        );
+        return;
+    };
+    let _g = serial();
+    let mut c = Cluster::prepare("slowdisk", Opts::new(3));
+    c.spawn(0);
+    c.spawn(1);
+    c.wait_leader(&[0, 1], START_WAIT);
+    // n3's every WAL fdatasync takes 1.5 s: longer than the 1 s election timeout.
+    c.try_spawn_with(
+        2,
+        &SpawnExtras {
+            bin: Some(fp_bin),
+            env: vec![("FAILPOINTS".into(), "walBeforeSync=sleep(1500)".into())],
+            ..Default::default()
+        },
+    )
+    .expect("spawn n3 with the slow disk");
+    c.wait_leader(&[0, 1, 2], START_WAIT);
+    let slow = c.status(2).expect("n3 status").member_id;
+    // Make the slow member the leader (bounded retries: it catches up slowly).
+    let mut moved = None;
+    for _ in 0..5 {
+        let leader = c.wait_leader(&[0, 1, 2], START_WAIT);
+        if leader == 2 {
+            moved = Some("n3 is the leader".to_string());
+            break;
+        }
+        let o = etcdctl_at(
+            &[c.members[leader].endpoint()],
+            &["move-leader", &format!("{slow:x}")],
+            None,
+        );
+        if o.success() {
+            moved = Some(o.stdout);
+            break;
+        }
+        eprintln!("move-leader: {}", o.stderr.trim());
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let moved = moved.expect("leadership never moved to the slow member");
+    eprintln!("{}", moved.trim());
+
+    // Writes through n1 reach the slow leader, which stalls in fdatasync; the others stop
+    // hearing from it and elect a leader among themselves, and writes flow again.
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(30);
+    let mut streak = 0;
+    let mut i = 0;
+    while streak < 10 {
+        assert!(
+            Instant::now() < deadline,
+            "the cluster stalled behind the slow leader: {streak} recent writes in 30 s"
+        );
+        i += 1;
+        let t = Instant::now();
+        let ok = c
+            .put(0, &format!("slow/{i}"), "v", Duration::from_secs(5))
+            .is_ok();
+        let leader = c.status(0).map(|s| s.leader).unwrap_or(0);
+        if ok && leader != slow && t.elapsed() < Duration::from_secs(1) {
+            streak += 1;
+        } else {
+            streak = 0;
+        }
+    }
+    let leader = c.status(0).expect("n1 status").leader;
+    assert_ne!(leader, slow, "the slow member is still the leader");
+    eprintln!(
+        "leadership left the slow member; writes flowed again after {:?}",
+        started.elapsed()
+    );
 }
