@@ -95,6 +95,7 @@ write(rd, "lease_grant", b"\x05" + f_int(1, 60) + f_int(2, 7))
 write(rd, "auth_user_add", b"\x07" + f_bytes(1, "root") + f_bytes(2, "pw"))
 
 # --- raft_message: setup byte + RaftBatch{repeated bytes messages = 1} ----------------
+# The node starts as a bootstrapped member: snapshot at index 1, term 1.
 def entry(term, index, data=b"", etype=0):
     return f_int(1, etype) + f_int(2, term) + f_int(3, index) + (f_bytes(4, data) if data else b"")
 
@@ -124,16 +125,16 @@ def snapshot(index, term, voters):
 rm = "raft_message"
 write(rm, "heartbeat", b"\x00" + batch(msg(8, 2, term=2)))
 write(rm, "append", b"\x00" + batch(
-    msg(3, 2, term=2, index=0, log_term=0, entries=[entry(2, 1), entry(2, 2, b"x")], commit=1),
-    msg(8, 2, term=2, commit=2)))
-write(rm, "vote_request", b"\x00" + batch(msg(5, 3, term=5, index=0, log_term=0)))
-write(rm, "prevote_request", b"\x02" + batch(msg(17, 3, term=5, index=0, log_term=0)))
+    msg(3, 2, term=2, index=1, log_term=1, entries=[entry(2, 2), entry(2, 3, b"x")], commit=2),
+    msg(8, 2, term=2, commit=3)))
+write(rm, "vote_request", b"\x00" + batch(msg(5, 3, term=5, index=1, log_term=1)))
+write(rm, "prevote_request", b"\x02" + batch(msg(17, 3, term=5, index=1, log_term=1)))
 write(rm, "campaign_win", b"\x01" + batch(
-    msg(6, 2, term=1), msg(4, 2, term=1, index=1), msg(9, 3, term=1),
-    msg(15, 2, term=1, entries=[entry(0, 0, b"ctx")])))
+    msg(6, 2, term=2), msg(4, 2, term=2, index=2), msg(9, 3, term=2),
+    msg(15, 2, term=0, entries=[entry(0, 0, b"ctx")])))
 write(rm, "snapshot", b"\x00" + batch(msg(7, 2, term=3, snap=snapshot(10, 3, [1, 2, 3]))))
 write(rm, "append_reject", b"\x01" + batch(
-    msg(6, 3, term=1), msg(4, 3, term=1, index=5, reject=True)))
+    msg(6, 3, term=2), msg(4, 3, term=2, index=5, reject=True)))
 write(rm, "timeout_now", b"\x00" + batch(msg(14, 2, term=1), msg(13, 2, term=1)))
 write(rm, "read_index", b"\x00" + batch(
     msg(8, 2, term=2), msg(16, 2, term=2, index=0, entries=[entry(0, 0, b"r")])))

@@ -6,13 +6,13 @@
 //!   paths are reachable), then a `RaftBatch` as a peer's stream carries it. Each message
 //!   goes through the peer service's checks ([`crate::peer::decode_message`]) and the Raft
 //!   thread's ([`crate::raft_node::step_peer_message`]) into a raw node of a 3-member
-//!   cluster on raft-rs's in-memory storage, whose readies are persisted and advanced as
-//!   the raft-rs examples do.
+//!   cluster on raft-rs's in-memory storage (bootstrapped at index 1, term 1, as a new
+//!   member is), whose readies are persisted and advanced as the raft-rs examples do.
 //! - Errors are fine; a panic is the finding.
 
 use oxcd_api::oxcdpb::RaftBatch;
 use prost::Message as _;
-use raft::eraftpb::ConfState;
+use raft::eraftpb::{ConfState, Snapshot};
 use raft::storage::MemStorage;
 use raft::RawNode;
 
@@ -22,7 +22,18 @@ pub fn raft_message(data: &[u8]) -> Result<usize, String> {
         return Ok(0);
     };
     let batch = RaftBatch::decode(body).map_err(|e| e.to_string())?;
-    let storage = MemStorage::new_with_conf_state(ConfState::from((vec![1, 2, 3], vec![])));
+    // As `RaftLog::bootstrap` leaves a new member: the membership as a snapshot at index 1,
+    // term 1 (a member never runs at term 0).
+    let storage = MemStorage::new();
+    let mut snap = Snapshot::default();
+    snap.mut_metadata().index = 1;
+    snap.mut_metadata().term = 1;
+    snap.mut_metadata()
+        .set_conf_state(ConfState::from((vec![1, 2, 3], vec![])));
+    storage
+        .wl()
+        .apply_snapshot(snap)
+        .map_err(|e| e.to_string())?;
     let cfg = raft::Config {
         id: 1,
         election_tick: 10,
@@ -105,6 +116,37 @@ mod tests {
             0x01, 0x3a, 0x05, 0x22, 0xf5, 0x98, 0x8b, 0x87,
         ];
         assert!(raft_message(&input).is_ok());
+    }
+
+    /// Found by the fuzzer: a pre-vote answered by a node at term 0 made raft-rs panic
+    /// ("term should be set when sending MsgRequestPreVoteResponse"). Members never run at
+    /// term 0 (the harness now starts at term 1, as bootstrap does), and messages breaking
+    /// raft's term rule are refused.
+    #[test]
+    fn messages_breaking_the_term_rule_are_refused_not_a_panic() {
+        let input = [
+            0x02, 0x0a, 0x08, 0x18, 0x03, 0x08, 0x11, 0x10, 0x01, 0x18, 0x03, 0x20, 0x05,
+        ];
+        assert!(raft_message(&input).is_ok());
+        use protobuf::Message as _;
+        for (t, term) in [
+            (raft::eraftpb::MessageType::MsgRequestPreVote, 0),
+            (raft::eraftpb::MessageType::MsgHeartbeat, 0),
+            (raft::eraftpb::MessageType::MsgReadIndex, 3),
+        ] {
+            let mut m = raft::eraftpb::Message::default();
+            m.set_msg_type(t);
+            m.to = 1;
+            m.from = 2;
+            m.term = term;
+            m.mut_entries().push(Default::default());
+            let batch = RaftBatch {
+                messages: vec![m.write_to_bytes().unwrap()],
+            };
+            let mut input = vec![0];
+            input.extend(batch.encode_to_vec());
+            assert_eq!(raft_message(&input), Ok(0), "{t:?} term {term}");
+        }
     }
 
     /// A snapshot whose conf state repeats a voter: raft-rs panicked ("invalid restore").

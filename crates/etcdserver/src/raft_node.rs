@@ -546,6 +546,7 @@ impl RaftNode {
 /// Steps a message from a peer into Raft. raft-rs trusts its peers and panics on some
 /// messages no correct peer sends (found by the `raft_message` fuzz target); those are
 /// refused here instead of stopping the member:
+/// - a term on a forwarded proposal or read index request, or none on anything else;
 /// - a heartbeat committing past our last index (a leader sends at most what we matched);
 /// - an append whose entries are not consecutive from `index + 1`;
 /// - a read index request without exactly one entry (its context; the leader reads
@@ -556,6 +557,15 @@ pub(crate) fn step_peer_message<S: raft::Storage>(
     m: Message,
 ) -> raft::Result<()> {
     let refuse = |why: String| Err(raft::Error::ConfigInvalid(format!("peer message: {why}")));
+    // raft's wire rule: forwarded proposals and read index requests carry no term, every
+    // other message does (raft-rs panics forwarding or answering one that breaks it).
+    let forwarded = matches!(
+        m.get_msg_type(),
+        MessageType::MsgPropose | MessageType::MsgReadIndex
+    );
+    if forwarded != (m.term == 0) {
+        return refuse(format!("{:?} with term {}", m.get_msg_type(), m.term));
+    }
     match m.get_msg_type() {
         MessageType::MsgHeartbeat if m.commit > node.raft.raft_log.last_index() => {
             return refuse(format!(
