@@ -149,6 +149,17 @@ mod tests {
         }
     }
 
+    /// Found by the fuzzer: a snapshot at index 10, term 0 made raft-rs "fast-forward" its
+    /// commit past its log ("to_commit 10 is out of range [last_index 1]").
+    #[test]
+    fn a_snapshot_at_term_zero_is_refused_not_a_panic() {
+        let input = [
+            0x00, 0x0a, 0x18, 0x08, 0x07, 0x10, 0x01, 0x18, 0x02, 0x20, 0x03, 0x4a, 0x0e, 0x12,
+            0x0c, 0x0a, 0x06, 0x08, 0x01, 0x78, 0x02, 0x08, 0x03, 0x10, 0x0a, 0x38, 0x03,
+        ];
+        assert_eq!(raft_message(&input), Ok(0));
+    }
+
     /// A snapshot whose conf state repeats a voter: raft-rs panicked ("invalid restore").
     #[test]
     fn a_snapshot_with_a_repeated_voter_is_refused_not_a_panic() {

@@ -548,10 +548,12 @@ impl RaftNode {
 /// refused here instead of stopping the member:
 /// - a term on a forwarded proposal or read index request, or none on anything else;
 /// - a heartbeat committing past our last index (a leader sends at most what we matched);
-/// - an append whose entries are not consecutive from `index + 1`;
+/// - an append after a non-zero index at term 0, or whose entries are not consecutive from
+///   `index + 1` with terms from `log_term` (at least 1) up to the message's term;
 /// - a read index request without exactly one entry (its context; the leader reads
 ///   `entries[0]`);
-/// - a snapshot whose conf state raft-rs cannot restore as it is.
+/// - a snapshot at term 0 or past the message's term, or whose conf state raft-rs cannot
+///   restore as it is.
 pub(crate) fn step_peer_message<S: raft::Storage>(
     node: &mut RawNode<S>,
     m: Message,
@@ -575,18 +577,35 @@ pub(crate) fn step_peer_message<S: raft::Storage>(
             ));
         }
         MessageType::MsgAppend => {
-            let mut want = m.index.checked_add(1);
+            // raft-rs answers term 0 for an index past its log, so an append "after" such
+            // an index at term 0 would be taken, leaving a gap in the log.
+            if m.index > 0 && m.log_term == 0 {
+                return refuse(format!("append after index {} at term 0", m.index));
+            }
+            let (mut want, mut term) = (m.index.checked_add(1), m.log_term);
             for e in m.get_entries() {
-                if Some(e.index) != want {
-                    return refuse(format!("append entry {} after {}", e.index, m.index));
+                if Some(e.index) != want || e.term < term.max(1) || e.term > m.term {
+                    return refuse(format!(
+                        "append entry {} at term {} after {} at term {} (message term {})",
+                        e.index, e.term, m.index, m.log_term, m.term
+                    ));
                 }
-                want = e.index.checked_add(1);
+                (want, term) = (e.index.checked_add(1), e.term);
             }
         }
         MessageType::MsgReadIndex if m.get_entries().len() != 1 => {
             return refuse(format!("read index with {} entries", m.get_entries().len()));
         }
         MessageType::MsgSnapshot => {
+            // raft-rs takes a snapshot at term 0 for one it already has (term 0 is what it
+            // answers for an index past its log) and commits up to it, past its log.
+            let meta = m.get_snapshot().get_metadata();
+            if meta.term == 0 || meta.term > m.term {
+                return refuse(format!(
+                    "snapshot at term {} in a message of term {}",
+                    meta.term, m.term
+                ));
+            }
             oxcd_storage::raft_log::check_conf_state(
                 m.get_snapshot().get_metadata().get_conf_state(),
             )
