@@ -160,6 +160,20 @@ mod tests {
         assert_eq!(raft_message(&input), Ok(0));
     }
 
+    /// Found by the fuzzer: a snapshot whose conf state has a learner and an outgoing
+    /// voter but no voter made raft-rs panic ("unable to restore config ... removed all
+    /// voters").
+    #[test]
+    fn a_snapshot_with_members_but_no_voter_is_refused_not_a_panic() {
+        let input = [
+            0x00, 0x0a, 0x08, 0x08, 0x0e, 0x10, 0x0e, 0xb6, 0xe8, 0x12, 0x0c, 0x0a, 0x00, 0x0a,
+            0x18, 0x08, 0x07, 0x10, 0x01, 0x18, 0x02, 0x20, 0x03, 0x4a, 0x0e, 0x12, 0x0c, 0x0a,
+            0x06, 0x12, 0x00, 0x10, 0x01, 0x18, 0x02, 0x10, 0x0a, 0x18, 0x03, 0x10, 0x0a, 0x18,
+            0x03,
+        ];
+        assert!(raft_message(&input).is_ok());
+    }
+
     /// A snapshot whose conf state repeats a voter: raft-rs panicked ("invalid restore").
     #[test]
     fn a_snapshot_with_a_repeated_voter_is_refused_not_a_panic() {

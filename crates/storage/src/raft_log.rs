@@ -40,7 +40,8 @@ fn put_record(buf: &mut Vec<u8>, kind: u8, msg: &dyn protobuf::Message) -> Resul
 
 /// Checks that raft-rs can restore `cs` as it is: raft-rs rebuilds its progress tracker from
 /// it and panics ("invalid restore") if the result differs, as it does for zero or repeated
-/// ids or a member in two roles. Used on the recovered state and on peers' snapshots.
+/// ids or a member in two roles, or if it fails ("removed all voters": members but no
+/// voter). Used on the recovered state and on peers' snapshots.
 pub fn check_conf_state(cs: &ConfState) -> std::result::Result<(), String> {
     let lists = [
         ("voters", &cs.voters),
@@ -70,6 +71,10 @@ pub fn check_conf_state(cs: &ConfState) -> std::result::Result<(), String> {
         return Err(format!(
             "conf state learner-next {id} is not an outgoing voter"
         ));
+    }
+    let others = !cs.learners.is_empty() || !cs.voters_outgoing.is_empty();
+    if cs.voters.is_empty() && others {
+        return Err("conf state has members but no voter".into());
     }
     if cs.voters_outgoing.is_empty() && cs.auto_leave {
         return Err("conf state auto-leaves a joint configuration it is not in".into());
