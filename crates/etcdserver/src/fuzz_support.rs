@@ -174,6 +174,27 @@ mod tests {
         assert!(raft_message(&input).is_ok());
     }
 
+    /// Found by the fuzzer: a follower given a peer's leader transfer request forwarded it
+    /// with its term, and raft-rs panicked ("term should not be set when sending
+    /// MsgTransferLeader"). A real cluster can get there when leadership moved while a
+    /// request was on its way.
+    #[test]
+    fn a_leader_transfer_to_a_follower_is_refused_not_a_panic() {
+        use protobuf::Message as _;
+        let mut hb = raft::eraftpb::Message::default();
+        hb.set_msg_type(raft::eraftpb::MessageType::MsgHeartbeat);
+        (hb.to, hb.from, hb.term) = (1, 2, 3);
+        let mut tl = raft::eraftpb::Message::default();
+        tl.set_msg_type(raft::eraftpb::MessageType::MsgTransferLeader);
+        (tl.to, tl.from, tl.term) = (1, 3, 3);
+        let batch = RaftBatch {
+            messages: vec![hb.write_to_bytes().unwrap(), tl.write_to_bytes().unwrap()],
+        };
+        let mut input = vec![0];
+        input.extend(batch.encode_to_vec());
+        assert_eq!(raft_message(&input), Ok(1));
+    }
+
     /// A snapshot whose conf state repeats a voter: raft-rs panicked ("invalid restore").
     #[test]
     fn a_snapshot_with_a_repeated_voter_is_refused_not_a_panic() {

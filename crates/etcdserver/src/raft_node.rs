@@ -550,6 +550,7 @@ impl RaftNode {
 /// - a heartbeat committing past our last index (a leader sends at most what we matched);
 /// - an append after a non-zero index at term 0, or whose entries are not consecutive from
 ///   `index + 1` with terms from `log_term` (at least 1) up to the message's term;
+/// - a leader transfer request while not the leader (forwarding it would panic);
 /// - a read index request without exactly one entry (its context; the leader reads
 ///   `entries[0]`);
 /// - a snapshot at term 0 or past the message's term, or whose conf state raft-rs cannot
@@ -592,6 +593,11 @@ pub(crate) fn step_peer_message<S: raft::Storage>(
                 }
                 (want, term) = (e.index.checked_add(1), e.term);
             }
+        }
+        // A follower forwards it to the leader as it is, term included, which raft-rs
+        // refuses with a panic: only the leader takes one from a peer.
+        MessageType::MsgTransferLeader if node.raft.state != StateRole::Leader => {
+            return refuse("leader transfer request to a member that is not the leader".into());
         }
         MessageType::MsgReadIndex if m.get_entries().len() != 1 => {
             return refuse(format!("read index with {} entries", m.get_entries().len()));
