@@ -195,6 +195,18 @@ mod tests {
         assert_eq!(raft_message(&input), Ok(1));
     }
 
+    /// Found by the fuzzer: a forwarded proposal without entries made the leader panic
+    /// ("stepped empty MsgProp").
+    #[test]
+    fn an_empty_forwarded_proposal_is_refused_not_a_panic() {
+        let input = [
+            0x01, 0x0a, 0x08, 0x08, 0x06, 0x10, 0x01, 0x18, 0x02, 0x20, 0x02, 0x20, 0x02, 0x0a,
+            0x0a, 0x08, 0x04, 0x10, 0x01, 0x18, 0x01, 0x58, 0x03, 0x08, 0x02, 0x0a, 0x0a, 0x20,
+            0x04, 0x10, 0x01, 0x18, 0x01, 0x58, 0x03, 0x20, 0x02, 0x18, 0xaa, 0x02,
+        ];
+        assert!(raft_message(&input).is_ok());
+    }
+
     /// A snapshot whose conf state repeats a voter: raft-rs panicked ("invalid restore").
     #[test]
     fn a_snapshot_with_a_repeated_voter_is_refused_not_a_panic() {

@@ -551,6 +551,7 @@ impl RaftNode {
 /// - an append after a non-zero index at term 0, or whose entries are not consecutive from
 ///   `index + 1` with terms from `log_term` (at least 1) up to the message's term;
 /// - a leader transfer request while not the leader (forwarding it would panic);
+/// - a forwarded proposal without entries;
 /// - a read index request without exactly one entry (its context; the leader reads
 ///   `entries[0]`);
 /// - a snapshot at term 0 or past the message's term, or whose conf state raft-rs cannot
@@ -598,6 +599,9 @@ pub(crate) fn step_peer_message<S: raft::Storage>(
         // refuses with a panic: only the leader takes one from a peer.
         MessageType::MsgTransferLeader if node.raft.state != StateRole::Leader => {
             return refuse("leader transfer request to a member that is not the leader".into());
+        }
+        MessageType::MsgPropose if m.get_entries().is_empty() => {
+            return refuse("forwarded proposal without entries".into());
         }
         MessageType::MsgReadIndex if m.get_entries().len() != 1 => {
             return refuse(format!("read index with {} entries", m.get_entries().len()));
