@@ -18,7 +18,7 @@ export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 SECS="${1:-60}"
 shift || true
 TARGETS=("$@")
-[ "${#TARGETS[@]}" -eq 0 ] && TARGETS=(request_decode raft_message wal_recovery snapshot_restore gateway_json)
+[ "${#TARGETS[@]}" -eq 0 ] && TARGETS=(request_decode raft_message wal_recovery snapshot_restore gateway_json backend_recovery)
 
 # No sanitizer: the workspace forbids unsafe code, so ASan would only slow the search;
 # release with debug assertions (cargo-fuzz's default) so overflows panic.
@@ -33,10 +33,12 @@ for t in "${TARGETS[@]}"; do
   cp -n corpus/"$t"/* "$corpus"/ 2>/dev/null || true
   before=$(find "$art" -type f | wc -l)
   log="target/fuzz-$t.log"
+  maxlen=8192
+  [ "$t" = backend_recovery ] && maxlen=131072   # a small redb file is ~50 KB
   echo "=== $t (${SECS}s)"
   cargo fuzz run -s none -O "$t" "$corpus" -- \
     -max_total_time="$SECS" -rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=10 \
-    -max_len=8192 -print_final_stats=1 -artifact_prefix="$art/" >"$log" 2>&1
+    -max_len="$maxlen" -print_final_stats=1 -artifact_prefix="$art/" >"$log" 2>&1
   rc=$?
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
   found=$(( $(find "$art" -type f | wc -l) - before ))
