@@ -143,6 +143,16 @@ mod tests {
         assert!(opened > 0, "no backend in the corpus opens");
     }
 
+    /// Found by the fuzzer: redb panicked opening this mutated backend file ("internal
+    /// error: entered unreachable code"); `Backend::open` now refuses it as corrupt.
+    #[test]
+    fn a_backend_file_redb_panics_on_is_refused_as_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = include_bytes!("../../../fuzz/corpus/backend_recovery/found_1");
+        let err = backend_recovery(dir.path(), input).unwrap_err();
+        assert!(err.to_string().contains("backend file is corrupt"), "{err}");
+    }
+
     /// Writes the seed of `backend_recovery` (run by hand: `--ignored`).
     #[test]
     #[ignore]
