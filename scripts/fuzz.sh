@@ -24,6 +24,13 @@ TARGETS=("$@")
 # release with debug assertions (cargo-fuzz's default) so overflows panic.
 for t in "${TARGETS[@]}"; do cargo fuzz build -s none -O "$t" 2>&1 | tail -2 || exit 1; done
 
+# The targets' scratch dirs (one per process, kept for its lifetime) go here, on tmpfs.
+SCRATCH_PARENT=/dev/shm
+[ -d "$SCRATCH_PARENT" ] || SCRATCH_PARENT="${TMPDIR:-/tmp}"
+OXCD_FUZZ_SCRATCH="$(mktemp -d "$SCRATCH_PARENT/oxcd-fuzz.XXXXXX")" || exit 1
+export OXCD_FUZZ_SCRATCH
+trap 'rm -rf "$OXCD_FUZZ_SCRATCH"' EXIT
+
 status=0
 summary=()
 for t in "${TARGETS[@]}"; do
