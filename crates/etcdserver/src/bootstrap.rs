@@ -245,6 +245,8 @@ impl Node {
             strict_reconfig_check: cfg.strict_reconfig_check,
             election_timeout: cfg.election_timeout,
             quota_bytes,
+            data_dir: cfg.data_dir.clone(),
+            disk_reserve_bytes: oxcd_storage::quota::disk_reserve_bytes(cfg.max_request_bytes),
         };
         let server = Arc::new(EtcdServer {
             settings,

@@ -23,6 +23,8 @@ mod corrupt;
 mod dial;
 mod error;
 mod forward;
+#[doc(hidden)]
+pub mod fuzz_support;
 mod lease_server;
 mod lessor_loop;
 mod maint_ops;

@@ -93,17 +93,32 @@ impl PeerService {
     }
 
     fn step(&self, bytes: &[u8]) -> Result<(), Status> {
-        let m = Message::parse_from_bytes(bytes)
-            .map_err(|e| Status::invalid_argument(format!("bad raft message: {e}")))?;
-        if m.to != self.0.member_id {
-            return Err(Status::invalid_argument("raft message for another member"));
+        let cluster = self.0.cluster.read();
+        let m = decode_message(bytes, self.0.member_id, |id| {
+            cluster.members.contains_key(&id)
+        })?;
+        drop(cluster);
+        match m {
+            Some(m) => self.0.step(m),
+            None => Ok(()),
         }
-        if !self.0.cluster.read().members.contains_key(&m.from) {
-            // A removed member, or one this member has not learned of yet: drop it.
-            return Ok(());
-        }
-        self.0.step(m)
     }
+}
+
+/// One raft message from a peer's batch: `Some` if it is to be stepped into Raft, `None` if
+/// it is dropped (a removed member, or one this member has not learned of yet), an error if
+/// it does not parse or is addressed to another member.
+pub(crate) fn decode_message(
+    bytes: &[u8],
+    member_id: u64,
+    is_member: impl Fn(u64) -> bool,
+) -> Result<Option<Message>, Status> {
+    let m = Message::parse_from_bytes(bytes)
+        .map_err(|e| Status::invalid_argument(format!("bad raft message: {e}")))?;
+    if m.to != member_id {
+        return Err(Status::invalid_argument("raft message for another member"));
+    }
+    Ok(is_member(m.from).then_some(m))
 }
 
 #[tonic::async_trait]

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use oxcd_api::oxcdpb::BackendRow;
 use oxcd_api::EtcdError;
 use oxcd_storage::RaftLog;
-use raft::eraftpb::{ConfChange, ConfChangeType, ConfState, Entry, Message};
+use raft::eraftpb::{ConfChange, ConfChangeType, ConfState, Entry, Message, MessageType};
 use raft::{RawNode, SnapshotStatus, StateRole};
 use tokio::sync::oneshot;
 
@@ -272,7 +272,7 @@ impl RaftNode {
             }
             RaftMsg::ReadIndex(tx) => self.pending_reads.push(tx),
             RaftMsg::Step(msg) => {
-                if let Err(e) = self.node.step(msg) {
+                if let Err(e) = step_peer_message(&mut self.node, msg) {
                     tracing::debug!(error = %e, "dropping raft message");
                 }
             }
@@ -434,7 +434,13 @@ impl RaftNode {
                 self.unsaved_commit = 0;
             }
             if let Err(e) = self.node.mut_store().persist(ready.entries(), hs.as_ref()) {
-                fatal(&format!("writing raft log: {e}"));
+                let hint = if is_disk_full(&e) {
+                    " (the data dir's disk is full: free space and restart; nothing that was \
+                     not written was acknowledged)"
+                } else {
+                    ""
+                };
+                fatal(&format!("writing raft log: {e}{hint}"));
             }
         }
         self.answer_reads(ready.take_read_states());
@@ -554,6 +560,89 @@ impl RaftNode {
     }
 }
 
+/// Steps a message from a peer into Raft. raft-rs trusts its peers and panics on some
+/// messages no correct peer sends (found by the `raft_message` fuzz target); those are
+/// refused here instead of stopping the member:
+/// - a term on a forwarded proposal or read index request, or none on anything else;
+/// - a heartbeat committing past our last index (a leader sends at most what we matched);
+/// - an append after a non-zero index at term 0, or whose entries are not consecutive from
+///   `index + 1` with terms from `log_term` (at least 1) up to the message's term;
+/// - a leader transfer request while not the leader (forwarding it would panic);
+/// - a forwarded proposal without entries;
+/// - a read index request without exactly one entry (its context; the leader reads
+///   `entries[0]`);
+/// - a snapshot at term 0 or past the message's term, or whose conf state raft-rs cannot
+///   restore as it is.
+pub(crate) fn step_peer_message<S: raft::Storage>(
+    node: &mut RawNode<S>,
+    m: Message,
+) -> raft::Result<()> {
+    let refuse = |why: String| Err(raft::Error::ConfigInvalid(format!("peer message: {why}")));
+    // raft's wire rule: forwarded proposals and read index requests carry no term, every
+    // other message does (raft-rs panics forwarding or answering one that breaks it).
+    let forwarded = matches!(
+        m.get_msg_type(),
+        MessageType::MsgPropose | MessageType::MsgReadIndex
+    );
+    if forwarded != (m.term == 0) {
+        return refuse(format!("{:?} with term {}", m.get_msg_type(), m.term));
+    }
+    match m.get_msg_type() {
+        MessageType::MsgHeartbeat if m.commit > node.raft.raft_log.last_index() => {
+            return refuse(format!(
+                "heartbeat commit {} past the last index {}",
+                m.commit,
+                node.raft.raft_log.last_index()
+            ));
+        }
+        MessageType::MsgAppend => {
+            // raft-rs answers term 0 for an index past its log, so an append "after" such
+            // an index at term 0 would be taken, leaving a gap in the log.
+            if m.index > 0 && m.log_term == 0 {
+                return refuse(format!("append after index {} at term 0", m.index));
+            }
+            let (mut want, mut term) = (m.index.checked_add(1), m.log_term);
+            for e in m.get_entries() {
+                if Some(e.index) != want || e.term < term.max(1) || e.term > m.term {
+                    return refuse(format!(
+                        "append entry {} at term {} after {} at term {} (message term {})",
+                        e.index, e.term, m.index, m.log_term, m.term
+                    ));
+                }
+                (want, term) = (e.index.checked_add(1), e.term);
+            }
+        }
+        // A follower forwards it to the leader as it is, term included, which raft-rs
+        // refuses with a panic: only the leader takes one from a peer.
+        MessageType::MsgTransferLeader if node.raft.state != StateRole::Leader => {
+            return refuse("leader transfer request to a member that is not the leader".into());
+        }
+        MessageType::MsgPropose if m.get_entries().is_empty() => {
+            return refuse("forwarded proposal without entries".into());
+        }
+        MessageType::MsgReadIndex if m.get_entries().len() != 1 => {
+            return refuse(format!("read index with {} entries", m.get_entries().len()));
+        }
+        MessageType::MsgSnapshot => {
+            // raft-rs takes a snapshot at term 0 for one it already has (term 0 is what it
+            // answers for an index past its log) and commits up to it, past its log.
+            let meta = m.get_snapshot().get_metadata();
+            if meta.term == 0 || meta.term > m.term {
+                return refuse(format!(
+                    "snapshot at term {} in a message of term {}",
+                    meta.term, m.term
+                ));
+            }
+            oxcd_storage::raft_log::check_conf_state(
+                m.get_snapshot().get_metadata().get_conf_state(),
+            )
+            .or_else(refuse)?;
+        }
+        _ => {}
+    }
+    node.step(m)
+}
+
 fn proposal_error(node: &RawNode<RaftLog>, e: raft::Error) -> EtcdError {
     match e {
         raft::Error::ProposalDropped => {
@@ -568,6 +657,12 @@ fn proposal_error(node: &RawNode<RaftLog>, e: raft::Error) -> EtcdError {
 }
 
 /// Stops the process after a storage failure: acknowledging anything further could lose it.
+/// Whether a storage error is the disk being full (ENOSPC, or EDQUOT for a quota).
+fn is_disk_full(e: &oxcd_storage::Error) -> bool {
+    matches!(e, oxcd_storage::Error::Io(io)
+        if matches!(io.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded))
+}
+
 pub fn fatal(msg: &str) -> ! {
     tracing::error!("fatal: {msg}");
     eprintln!("oxcd: fatal: {msg}");

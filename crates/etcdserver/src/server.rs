@@ -55,6 +55,10 @@ pub struct ServerSettings {
     pub quota_bytes: u64,
     /// `--election-timeout` (require-leader's watch monitor ticks at it).
     pub election_timeout: Duration,
+    /// `--data-dir`, whose free space is checked before growing writes are proposed.
+    pub data_dir: std::path::PathBuf,
+    /// Free space the data dir keeps (`oxcd_storage::quota::disk_reserve_bytes`).
+    pub disk_reserve_bytes: u64,
 }
 
 /// The server state shared by every front. Fields are the core's own; fronts use methods.
@@ -305,6 +309,10 @@ impl EtcdServer {
         let applied = self.applied.load(Ordering::Acquire);
         if self.status.commit().saturating_sub(applied) > MAX_GAP_BETWEEN_APPLY_AND_COMMIT {
             return Err(EtcdError::TooManyRequests);
+        }
+        if crate::quota::cost(&request) > 0 && crate::quota::disk_low(self) {
+            // The monitor raises NOSPACE at its next check (every member then refuses).
+            return Err(EtcdError::NoSpace);
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let data = InternalRequest {

@@ -16,6 +16,8 @@
 
 mod clients;
 mod error;
+#[doc(hidden)]
+pub mod fuzz_support;
 mod gateway;
 mod health;
 mod limit;

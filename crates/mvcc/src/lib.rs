@@ -19,6 +19,8 @@
 pub mod compaction;
 pub mod cost;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzz_support;
 pub mod hash;
 pub mod index;
 pub mod key_index;

@@ -140,7 +140,21 @@ impl Backend {
             tracing::warn!(path = %tmp.display(), "removing the file of an interrupted defragmentation");
             std::fs::remove_file(&tmp)?;
         }
-        let db = open_db(path, &cfg)?;
+        // redb panics on some corrupt files instead of failing (the `backend_recovery`
+        // fuzz target: "entered unreachable code" in its B-tree). Nothing is shared yet, so
+        // the panic is contained and the file refused like any other corrupt one.
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| open_db(path, &cfg)));
+        let db = opened.map_err(|p| {
+            let why = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            crate::Error::BackendCorrupt(format!(
+                "{}: redb panicked opening it: {why}",
+                path.display()
+            ))
+        })??;
         let backend = Backend {
             db: RwLock::new(Arc::new(db)),
             write_gate: Mutex::new(()),

@@ -11,6 +11,9 @@ pub enum Error {
     /// A snapshot file that is not one, is truncated or fails its checksum.
     #[error("snapshot: {0}")]
     Snapshot(String),
+    /// A backend file redb cannot open (it panicked on it: found by fuzzing).
+    #[error("backend file is corrupt: {0}")]
+    BackendCorrupt(String),
     /// A defragmentation that could not finish (the database is left as it was).
     #[error("defragment: {0}")]
     Defrag(String),

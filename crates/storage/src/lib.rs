@@ -18,6 +18,8 @@ pub mod backend;
 pub mod crash_journal;
 pub mod defrag;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzz_support;
 pub mod hash;
 pub mod metrics;
 pub mod quota;

@@ -7,6 +7,9 @@
 //! - Unlike etcd, which compares the file size (`be.Size()`) and so needs a defrag before
 //!   writes pass again, the check compares the bytes in use: once a compaction frees
 //!   enough pages, writes pass without a defrag.
+//! - The data directory's filesystem must keep [`disk_reserve_bytes`] free: below it the
+//!   server refuses growing writes with NOSPACE before they reach the WAL or the backend
+//!   ([`disk_free_bytes`] is one `statvfs`), so a full disk is an alarm, not a crash.
 
 use crate::backend::Backend;
 
@@ -19,6 +22,31 @@ pub const MAX_QUOTA_BYTES: u64 = 8 << 30;
 pub const KV_OVERHEAD: u64 = 256;
 /// etcd's estimated storage overhead of one lease (`leaseOverhead`).
 pub const LEASE_OVERHEAD: u64 = 64;
+
+/// Free space the data directory's filesystem keeps beyond what one request can write:
+/// below `DISK_RESERVE_BYTES + 2 x --max-request-bytes` free, growing writes are refused
+/// (NOSPACE). It covers the WAL frame and the backend pages of a request in flight, and
+/// the backend file growing by a step.
+pub const DISK_RESERVE_BYTES: u64 = 8 << 20;
+
+/// The free space the data directory must keep for a server with `max_request_bytes`.
+pub fn disk_reserve_bytes(max_request_bytes: usize) -> u64 {
+    DISK_RESERVE_BYTES.saturating_add(2 * max_request_bytes as u64)
+}
+
+/// Bytes available to unprivileged writers on the filesystem holding `path` (statvfs's
+/// `f_bavail x f_frsize`, what `df` shows as available).
+pub fn disk_free_bytes(path: &std::path::Path) -> std::io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: statvfs writes into the zeroed struct it is given; `c` is a valid C string.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
 
 /// The quota in force for `--quota-backend-bytes` (etcd: 0 means the default; a negative
 /// value disables it, which we take as no limit).
@@ -61,5 +89,13 @@ mod tests {
         assert!(!b.would_exceed(effective_quota(-1), u64::MAX / 2));
         assert_eq!(effective_quota(0), DEFAULT_QUOTA_BYTES);
         assert_eq!(effective_quota(1024), 1024);
+    }
+
+    #[test]
+    fn free_disk_space_is_read_and_a_missing_path_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(disk_free_bytes(dir.path()).unwrap() > 0);
+        assert!(disk_free_bytes(&dir.path().join("missing")).is_err());
+        assert_eq!(disk_reserve_bytes(1 << 20), DISK_RESERVE_BYTES + (2 << 20));
     }
 }

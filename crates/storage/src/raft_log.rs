@@ -38,6 +38,50 @@ fn put_record(buf: &mut Vec<u8>, kind: u8, msg: &dyn protobuf::Message) -> Resul
     Ok(())
 }
 
+/// Checks that raft-rs can restore `cs` as it is: raft-rs rebuilds its progress tracker from
+/// it and panics ("invalid restore") if the result differs, as it does for zero or repeated
+/// ids or a member in two roles, or if it fails ("removed all voters": members but no
+/// voter). Used on the recovered state and on peers' snapshots.
+pub fn check_conf_state(cs: &ConfState) -> std::result::Result<(), String> {
+    let lists = [
+        ("voters", &cs.voters),
+        ("learners", &cs.learners),
+        ("voters_outgoing", &cs.voters_outgoing),
+        ("learners_next", &cs.learners_next),
+    ];
+    for (name, ids) in lists {
+        let mut seen = std::collections::BTreeSet::new();
+        if let Some(id) = ids.iter().find(|&&id| id == 0 || !seen.insert(id)) {
+            return Err(format!("conf state {name} has a zero or repeated id {id}"));
+        }
+    }
+    let both = |a: &[u64], b: &[u64]| a.iter().find(|id| b.contains(id)).copied();
+    if let Some(id) = both(&cs.voters, &cs.learners)
+        .or_else(|| both(&cs.voters, &cs.learners_next))
+        .or_else(|| both(&cs.learners, &cs.learners_next))
+        .or_else(|| both(&cs.learners, &cs.voters_outgoing))
+    {
+        return Err(format!("conf state names member {id} in two roles"));
+    }
+    if let Some(id) = cs
+        .learners_next
+        .iter()
+        .find(|id| !cs.voters_outgoing.contains(id))
+    {
+        return Err(format!(
+            "conf state learner-next {id} is not an outgoing voter"
+        ));
+    }
+    let others = !cs.learners.is_empty() || !cs.voters_outgoing.is_empty();
+    if cs.voters.is_empty() && others {
+        return Err("conf state has members but no voter".into());
+    }
+    if cs.voters_outgoing.is_empty() && cs.auto_leave {
+        return Err("conf state auto-leaves a joint configuration it is not in".into());
+    }
+    Ok(())
+}
+
 /// The durable Raft log of this member.
 pub struct RaftLog {
     wal: Wal,
@@ -122,6 +166,18 @@ impl RaftLog {
                     snapshot_meta.index
                 )));
             }
+        }
+        for cs in [&conf_state, snapshot_meta.get_conf_state()] {
+            check_conf_state(cs).map_err(|e| Error::Corrupt(format!("WAL: {e}")))?;
+        }
+        // raft-rs panics on a hard state committing past the log; refuse it as corruption
+        // instead (a commit below the snapshot is raised by the raft node at start).
+        let last = snapshot_meta.index + entries.len() as u64;
+        if hard_state.commit > last {
+            return Err(Error::Corrupt(format!(
+                "hard state commit {} is past the last log index {last}",
+                hard_state.commit
+            )));
         }
         Ok(RaftLog {
             wal,

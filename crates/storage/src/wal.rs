@@ -201,12 +201,8 @@ impl Wal {
     }
 
     fn write_frame(&mut self, payload: &[u8]) -> Result<()> {
-        let total = padded(payload.len());
-        let mut buf = Vec::with_capacity(total);
-        buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        buf.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
-        buf.extend_from_slice(payload);
-        buf.resize(total, 0);
+        let buf = encode_frame(payload);
+        let total = buf.len();
         self.file.write_all_at(&buf, self.offset)?;
         fail::fail_point!("walBeforeSync");
         self.sync_data(self.offset + total as u64)?;
@@ -223,6 +219,11 @@ impl Wal {
             return Ok(());
         }
         let started = std::time::Instant::now();
+        // A failing fdatasync (etcd's tests: a disk error): the append fails, so the
+        // server stops without acknowledging the frame.
+        fail::fail_point!("walSyncError", |_| Err(crate::Error::Io(
+            std::io::Error::other("fdatasync failed (fail point walSyncError)")
+        )));
         self.file.sync_data()?;
         crate::metrics::WAL_FSYNC_SECONDS.observe(started.elapsed().as_secs_f64());
         #[cfg(feature = "crash-journal")]
@@ -266,6 +267,17 @@ impl Wal {
     pub fn current_segment(&self) -> u64 {
         self.seq
     }
+}
+
+/// One frame as it is written to a segment: header, payload and padding.
+pub fn encode_frame(payload: &[u8]) -> Vec<u8> {
+    let total = padded(payload.len());
+    let mut buf = Vec::with_capacity(total);
+    buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    buf.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    buf.extend_from_slice(payload);
+    buf.resize(total, 0);
+    buf
 }
 
 fn create_segment(dir: &Path, seq: u64) -> Result<File> {

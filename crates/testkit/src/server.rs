@@ -30,6 +30,8 @@ pub struct TestServer {
     pub client_port: u16,
     pub peer_port: u16,
     extra_args: Vec<String>,
+    /// Extra environment of the process (e.g. `FAILPOINTS` for a failpoints build).
+    pub env: Vec<(String, String)>,
     proc: Proc,
 }
 
@@ -69,6 +71,7 @@ impl TestServer {
             client_port: free_port(),
             peer_port: free_port(),
             extra_args: args.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
             proc: Proc::new(log_path),
         }
     }
@@ -105,7 +108,7 @@ impl TestServer {
 
     fn command(&self) -> Command {
         let p = self.peer_url();
-        MemberFlags {
+        let mut cmd = MemberFlags {
             name: "n1".into(),
             data_dir: self.data_dir.clone(),
             client_url: self.client_url(),
@@ -116,7 +119,9 @@ impl TestServer {
             state_existing: None,
             extra_args: self.extra_args.clone(),
         }
-        .command(&self.bin, self.dir.path())
+        .command(&self.bin, self.dir.path());
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        cmd
     }
 
     /// Spawns the process (no readiness wait). Output goes to the log file.

@@ -17,6 +17,7 @@ mod cluster_recovery;
 mod cluster_snapshot;
 mod corruption;
 mod crash;
+mod disk_faults;
 mod errors;
 mod etcdctl_kv;
 mod gateway_curl;
