@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use oxcd_testkit::TestServer;
 
-use crate::common::skip_unless_oxcd;
+use crate::common::{failpoints_bin, oxcd_only};
 
 /// `--max-request-bytes` of the tmpfs test: the server's free-space reserve is
 /// `oxcd_storage::quota::DISK_RESERVE_BYTES` (8 MiB) plus twice this.
@@ -132,9 +132,7 @@ fn put(s: &TestServer, i: usize) -> oxcd_testkit::CmdOutput {
 
 #[test]
 fn a_full_disk_raises_nospace_and_writes_resume_once_space_is_freed() {
-    if skip_unless_oxcd("disk_faults") {
-        return;
-    }
+    oxcd_only("disk_faults::a_full_disk_raises_nospace_and_writes_resume_once_space_is_freed");
     let max = MAX_REQUEST_BYTES.to_string();
     let mut t = OnTmpfs::start("128m", &["--max-request-bytes", &max]);
     let mut acked = Vec::new();
@@ -207,17 +205,8 @@ fn a_full_disk_raises_nospace_and_writes_resume_once_space_is_freed() {
 
 #[test]
 fn an_fdatasync_error_stops_the_member_and_a_restart_recovers_every_acknowledged_write() {
-    if skip_unless_oxcd("disk_faults") {
-        return;
-    }
-    let Some(fp_bin) = std::env::var_os("OXCD_FAILPOINTS_BIN")
-        .map(PathBuf::from)
-        .filter(|p| p.is_file())
-    else {
-        oxcd_testkit::skip_or_fail(
-            "disk_faults",
-            "OXCD_FAILPOINTS_BIN (the failpoints build of oxcd) is not set or missing",
-        );
+    oxcd_only("disk_faults::an_fdatasync_error_stops_the_member_and_a_restart_recovers_every_acknowledged_write");
+    let Some(fp_bin) = failpoints_bin("disk_faults") else {
         return;
     };
     let mut s = TestServer::new_stopped_exact(&fp_bin, &[]);
@@ -259,17 +248,10 @@ fn an_fdatasync_error_stops_the_member_and_a_restart_recovers_every_acknowledged
 #[test]
 fn a_slow_disk_on_the_leader_moves_leadership_instead_of_stalling_the_cluster() {
     use crate::cluster_harness::{etcdctl_at, serial, Cluster, Opts, SpawnExtras, START_WAIT};
-    if skip_unless_oxcd("disk_faults") {
-        return;
-    }
-    let Some(fp_bin) = std::env::var_os("OXCD_FAILPOINTS_BIN")
-        .map(PathBuf::from)
-        .filter(|p| p.is_file())
-    else {
-        oxcd_testkit::skip_or_fail(
-            "disk_faults",
-            "OXCD_FAILPOINTS_BIN (the failpoints build of oxcd) is not set or missing",
-        );
+    oxcd_only(
+        "disk_faults::a_slow_disk_on_the_leader_moves_leadership_instead_of_stalling_the_cluster",
+    );
+    let Some(fp_bin) = failpoints_bin("disk_faults") else {
         return;
     };
     let _g = serial();
