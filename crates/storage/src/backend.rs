@@ -72,6 +72,9 @@ struct SizeState {
     in_use: AtomicU64,
     /// The file's length when `in_use` was computed.
     file_at_stats: AtomicU64,
+    /// Bytes admitted by the quota since `in_use` was computed ([`Backend::note_admitted`]):
+    /// writes that reuse freed pages do not grow the file, so growth alone undercounts.
+    admitted: AtomicU64,
     stats_at: Mutex<Option<Instant>>,
 }
 
@@ -170,6 +173,7 @@ impl Backend {
                 file: AtomicU64::new(0),
                 in_use: AtomicU64::new(0),
                 file_at_stats: AtomicU64::new(0),
+                admitted: AtomicU64::new(0),
                 stats_at: Mutex::new(None),
             },
             generation: AtomicU64::new(0),
@@ -254,6 +258,7 @@ impl Backend {
         if let Ok(st) = tx.stats() {
             let used = bytes_in_use(&st);
             self.sizes.in_use.store(used, Ordering::Release);
+            self.sizes.admitted.store(0, Ordering::Release);
             self.sizes
                 .file_at_stats
                 .store(self.file_len(), Ordering::Release);
@@ -346,8 +351,9 @@ impl Backend {
     }
 
     /// Bytes of the file in use by live data (etcd's `dbSizeInUse`): the bytes the trees
-    /// hold as of the last exact computation (see [`bytes_in_use`]), plus whatever the file
-    /// grew by since, at most the file's size.
+    /// hold as of the last exact computation (see [`bytes_in_use`]), plus the larger of what
+    /// the file grew by and what the quota admitted since (writes into pages a compaction
+    /// freed do not grow the file), at most the file's size.
     pub fn size_in_use(&self) -> u64 {
         let size = self.size();
         let used = self.sizes.in_use.load(Ordering::Acquire);
@@ -355,7 +361,14 @@ impl Backend {
             return size;
         }
         let grown = size.saturating_sub(self.sizes.file_at_stats.load(Ordering::Acquire));
-        (used + grown).min(size)
+        let admitted = self.sizes.admitted.load(Ordering::Acquire);
+        (used + grown.max(admitted)).min(size)
+    }
+
+    /// Counts `bytes` a write admitted by the quota will add (until the next exact
+    /// computation of [`Backend::size_in_use`]).
+    pub fn note_admitted(&self, bytes: u64) {
+        self.sizes.admitted.fetch_add(bytes, Ordering::AcqRel);
     }
 
     /// The file's path.

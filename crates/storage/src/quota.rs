@@ -65,9 +65,18 @@ pub fn put_cost(key_len: usize, value_len: usize) -> u64 {
 
 impl Backend {
     /// Whether a request costing `cost` bytes would take the backend past `quota_bytes`
-    /// (etcd's `!Available`): refused when `size_in_use + cost > quota`.
+    /// (etcd's `!Available`): refused when `size_in_use + cost > quota`. An admitted cost
+    /// is counted in [`Backend::size_in_use`] until the next exact computation, so writes
+    /// into pages a compaction freed cannot pass the quota unseen.
     pub fn would_exceed(&self, quota_bytes: u64, cost: u64) -> bool {
-        cost > 0 && self.size_in_use().saturating_add(cost) > quota_bytes
+        if cost == 0 {
+            return false;
+        }
+        if self.size_in_use().saturating_add(cost) > quota_bytes {
+            return true;
+        }
+        self.note_admitted(cost);
+        false
     }
 }
 
@@ -89,6 +98,45 @@ mod tests {
         assert!(!b.would_exceed(effective_quota(-1), u64::MAX / 2));
         assert_eq!(effective_quota(0), DEFAULT_QUOTA_BYTES);
         assert_eq!(effective_quota(1024), 1024);
+    }
+
+    /// Writes into pages a deletion freed do not grow the file; the quota still counts
+    /// them (it used to see only file growth, so the quota did not hold for the seconds
+    /// until the next exact computation: the NOSPACE recovery test caught it).
+    #[test]
+    fn writes_into_freed_pages_count_against_the_quota() {
+        use crate::schema::KEY_TABLE;
+        let dir = tempfile::tempdir().unwrap();
+        let b = Backend::open(&dir.path().join("db"), BackendConfig::default()).unwrap();
+        let big = vec![7u8; 100_000];
+        let write = |del: bool| {
+            let tx = b.write_tx().unwrap();
+            {
+                let mut t = tx.tx.open_table(KEY_TABLE).unwrap();
+                for i in 0u32..10 {
+                    if del {
+                        t.remove(i.to_be_bytes().as_slice()).unwrap();
+                    } else {
+                        t.insert(i.to_be_bytes().as_slice(), big.as_slice())
+                            .unwrap();
+                    }
+                }
+            }
+            b.commit_durable(tx).unwrap();
+            b.refresh_size_in_use().unwrap();
+        };
+        write(false);
+        write(true);
+        let used = b.size_in_use();
+        assert!(b.size() > used + 500_000, "the file kept the freed pages");
+        let quota = used + 250_000;
+        let cost = put_cost(4, 100_000);
+        assert!(!b.would_exceed(quota, cost));
+        assert!(!b.would_exceed(quota, cost));
+        assert!(
+            b.would_exceed(quota, cost),
+            "a third 100 kB put passes a quota with room for two"
+        );
     }
 
     #[test]
