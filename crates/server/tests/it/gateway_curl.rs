@@ -273,6 +273,17 @@ fn health_version_and_metrics() {
     let get = |m: &std::collections::HashMap<String, f64>, k: &str| {
         *m.get(k).unwrap_or_else(|| panic!("{k} missing: {m:?}"))
     };
+    // The backend commits on its batch interval (etcd: 100 ms), not with each put: scrape
+    // again, bounded, until the commit after the puts shows.
+    let mut after = after;
+    for _ in 0..30 {
+        let key = "etcd_disk_backend_commit_duration_seconds_count";
+        if get(&after, key) >= get(&before, key) + 1.0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        after = scrape();
+    }
     for (metric, at_least) in [
         ("etcd_mvcc_put_total", 5.0),
         ("etcd_disk_wal_fsync_duration_seconds_count", 5.0),
