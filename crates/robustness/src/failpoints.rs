@@ -104,11 +104,7 @@ pub fn inject(
     let name = c.members[target].name.clone();
     c.kill9(target);
     let log_from = std::fs::metadata(c.members[target].log_path()).map_or(0, |m| m.len());
-    let extras = SpawnExtras {
-        env: vec![("FAILPOINTS".into(), spec.clone())],
-        bin: Some(fp_bin),
-        ..Default::default()
-    };
+    let extras = SpawnExtras::failpoints(fp_bin, &spec);
     c.try_spawn_with(target, &extras)?;
     c.log(format!("armed FAILPOINTS={spec} on {name}"));
     let mut deadline = Instant::now() + window;

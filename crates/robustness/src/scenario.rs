@@ -205,11 +205,7 @@ pub fn run(s: &Scenario) -> Result<Report, String> {
     let mut c = cluster::start(&s.name, s.members)?;
     if let Some(spec) = &s.mutant {
         c.kill9(0);
-        let extras = oxcd_testkit::SpawnExtras {
-            env: vec![("FAILPOINTS".into(), spec.clone())],
-            bin: Some(crate::failpoints::bin()?),
-            ..Default::default()
-        };
+        let extras = oxcd_testkit::SpawnExtras::failpoints(crate::failpoints::bin()?, spec);
         c.try_spawn_with(0, &extras)?;
         c.wait_live_leader(Duration::from_secs(20))?;
         c.log(format!(

@@ -175,11 +175,7 @@ fn crash_between_the_logs_snapshot_and_the_backend_install_loses_nothing() {
     c.load(leader, "sc/b", 1000, 8);
     c.try_spawn_with(
         f,
-        &SpawnExtras {
-            bin: Some(fp_bin),
-            env: vec![("FAILPOINTS".into(), "applyBeforeOpenSnapshot=panic".into())],
-            ..Default::default()
-        },
+        &SpawnExtras::failpoints(fp_bin, "applyBeforeOpenSnapshot=panic"),
     )
     .expect("spawn the member with the fail point");
     let st = c.members[f].wait_exit(Duration::from_secs(20));

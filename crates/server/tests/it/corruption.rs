@@ -28,11 +28,7 @@ fn a_diverged_member_raises_corrupt_and_is_refused_at_start() {
     c.wait_leader(&[0, 1], START_WAIT);
     c.try_spawn_with(
         2,
-        &SpawnExtras {
-            bin: Some(fp_bin),
-            env: vec![("FAILPOINTS".into(), "applyCorruptPut=1*return".into())],
-            ..Default::default()
-        },
+        &SpawnExtras::failpoints(fp_bin, "applyCorruptPut=1*return"),
     )
     .expect("spawn n3 with the fail point");
     c.wait_leader(&[0, 1, 2], START_WAIT);

@@ -262,11 +262,7 @@ fn a_slow_disk_on_the_leader_moves_leadership_instead_of_stalling_the_cluster() 
     // n3's every WAL fdatasync takes 1.5 s: longer than the 1 s election timeout.
     c.try_spawn_with(
         2,
-        &SpawnExtras {
-            bin: Some(fp_bin),
-            env: vec![("FAILPOINTS".into(), "walBeforeSync=sleep(1500)".into())],
-            ..Default::default()
-        },
+        &SpawnExtras::failpoints(fp_bin, "walBeforeSync=sleep(1500)"),
     )
     .expect("spawn n3 with the slow disk");
     c.wait_leader(&[0, 1, 2], START_WAIT);

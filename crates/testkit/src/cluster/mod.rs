@@ -106,6 +106,17 @@ pub struct SpawnExtras {
     pub bin: Option<PathBuf>,
 }
 
+impl SpawnExtras {
+    /// A start from the failpoints build `bin` with `FAILPOINTS=spec`.
+    pub fn failpoints(bin: PathBuf, spec: &str) -> SpawnExtras {
+        SpawnExtras {
+            env: vec![("FAILPOINTS".into(), spec.into())],
+            bin: Some(bin),
+            ..Default::default()
+        }
+    }
+}
+
 /// One member slot.
 pub struct Member {
     pub name: String,
